@@ -1,0 +1,221 @@
+"""The spinekg command line.
+
+Exit status: 0 success (or a valid claim), 1 a negative answer (an invalid claim, quality checks
+that found violations), 2 unusable input (bad arguments, parameters or claim JSON), 3 an
+environment or ontology problem (no Java, an inconsistent ontology). Errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from kg.errors import InputError, SpinekgError
+
+EXIT_OK, EXIT_NEGATIVE, EXIT_INPUT, EXIT_ENVIRONMENT = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """argparse wants to exit; we want one line and exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _json_default(value: Any) -> Any:
+    return str(value)
+
+
+def render(rows: list[dict[str, Any]], columns: list[str], fmt: str) -> str:
+    """Rows as json, csv or an aligned text table."""
+    if fmt == "json":
+        return json.dumps(rows, indent=2, default=_json_default, ensure_ascii=False)
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in columns})
+        return buf.getvalue().rstrip("\n")
+    if not rows:
+        return "(no rows)"
+    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    widths = [min(60, max(len(c), *(len(row[i]) for row in cells))) for i, c in enumerate(columns)]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join((v if len(v) <= w else v[: w - 1] + "…").ljust(w) for v, w in zip(values, widths, strict=True))
+
+    return "\n".join([line(columns), line(["-" * w for w in widths]), *(line(r) for r in cells)]).rstrip()
+
+
+def _params(pairs: list[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InputError("--param", f"{pair!r} is not of the form name=value")
+        values[key.strip()] = value
+    return values
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from kg.build import build_graph
+
+    result = build_graph(force=args.force)
+    print(result.summary())
+    return EXIT_OK
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from kg.graph import load_graph
+    from kg.queries import get_query
+
+    query = get_query(args.query)
+    graph = load_graph()
+    result = query.run(graph, _params(args.param))
+    print(render(result.values(), result.variables, args.format))
+    return EXIT_OK
+
+
+def cmd_queries(args: argparse.Namespace) -> int:
+    from kg.queries import discover
+
+    rows = [q.describe() for q in discover() if args.kind in (None, q.kind)]
+    for row in rows:
+        row["params"] = ", ".join(p["name"] for p in row["params"])
+    print(render(rows, ["name", "kind", "params", "summary"], args.format))
+    return EXIT_OK
+
+
+def cmd_code_info(args: argparse.Namespace) -> int:
+    from kg.codeinfo import code_info, format_code_info
+    from kg.graph import load_graph
+
+    info = code_info(load_graph(), args.code)
+    print(json.dumps(info, indent=2, default=_json_default, ensure_ascii=False) if args.format == "json"
+          else format_code_info(info))
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from kg.export import export_graph
+    from kg.graph import load_graph
+
+    data = export_graph(load_graph(), args.format)
+    if args.output:
+        Path(args.output).write_bytes(data)
+        print(f"wrote {len(data)} bytes to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.buffer.write(data)
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from kg.checks import profile_check, run_checks
+    from kg.graph import load_graph
+
+    failures = 0
+    for outcome in run_checks(load_graph()):
+        status = "ok" if not outcome.rows else f"{len(outcome.rows)} violation(s)"
+        print(f"{outcome.name}: {status}")
+        for row in outcome.rows[:10]:
+            print("    " + ", ".join(f"{k}={v}" for k, v in row.items()))
+        failures += bool(outcome.rows)
+    if args.profile:
+        ok, report = profile_check()
+        print(report)
+        failures += not ok
+    return EXIT_NEGATIVE if failures else EXIT_OK
+
+
+def cmd_import_pfs(args: argparse.Namespace) -> int:
+    from kg.importers.pfs import pfs_to_turtle
+    from kg.load import load_asserted
+    from kg.namespaces import PREFIXES
+
+    graph = load_asserted()
+    skos_notation = "http://www.w3.org/2004/02/skos/core#notation"
+    codes = {
+        str(o) for s, p, o in graph
+        if str(p) == skos_notation and str(s).startswith(PREFIXES["cpt"])
+    }
+    text = pfs_to_turtle(Path(args.csv), args.year, args.source, codes)
+    out = Path(args.output)
+    out.write_text(text, encoding="utf-8")
+    print(f"wrote {out}; list it in ontology/catalog-v001.xml and the owl:imports of spinekg.ttl if it is new",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="spinekg", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("build", help="reason over the ontology and cache the result in build/")
+    p.add_argument("--force", action="store_true", help="reason again even if the cache is current")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("query", help="run a named query (queries/api, queries/reports) or a .rq file")
+    p.add_argument("query", metavar="NAME|FILE")
+    p.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--format", "-f", choices=("table", "json", "csv"), default="table")
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("queries", help="list the named queries and their parameters")
+    p.add_argument("--kind", choices=("api", "rule", "check", "report"))
+    p.add_argument("--format", "-f", choices=("table", "json", "csv"), default="table")
+    p.set_defaults(func=cmd_queries)
+
+    p = sub.add_parser("code-info", help="a readable summary of one code")
+    p.add_argument("code")
+    p.add_argument("--format", "-f", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_code_info)
+
+    p = sub.add_parser("export", help="one merged file (asserted + inferred) for tools that cannot follow imports")
+    p.add_argument("--format", "-f", choices=("ttl", "owl"), default="ttl", help="Turtle or RDF/XML")
+    p.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("check", help="run the quality checks (queries/checks/*-violation.rq)")
+    p.add_argument("--profile", action="store_true", help="also check the OWL 2 DL profile with the OWL API")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("import-pfs", help="write a fee schedule module from a CMS PPRRVU CSV file")
+    p.add_argument("csv", metavar="PPRRVU.csv")
+    p.add_argument("--year", type=int, required=True)
+    p.add_argument("--source", required=True, help="the source individual's local name, e.g. cms-pfs-rvu-2026-jul")
+    p.add_argument("--output", "-o", required=True, metavar="FILE.ttl")
+    p.set_defaults(func=cmd_import_pfs)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return int(args.func(args))
+    except UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_INPUT
+    except InputError as exc:
+        print(f"spinekg: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except SpinekgError as exc:
+        print(f"spinekg: error: {exc}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Importers that turn CMS data files into ontology modules."""
