@@ -1,0 +1,26 @@
+"""Shared fixtures: the reasoned graph is built (or taken from the build/ cache) once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kg.graph import KnowledgeGraph, load_graph
+
+TESTS = Path(__file__).resolve().parent
+CASES = TESTS / "cases"
+FIXTURES = TESTS / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def graph() -> KnowledgeGraph:
+    return load_graph(quiet=True)
+
+
+def load_cases(name: str) -> list[dict]:
+    """The list of cases in tests/cases/<name>.yaml (a test asserts it is not empty)."""
+    data = yaml.safe_load((CASES / name).read_text(encoding="utf-8"))
+    assert isinstance(data, list) and data, f"{name} holds no cases"
+    return data

@@ -1,0 +1,29 @@
+"""The named API queries answer the fact sheet's questions (tests/cases/queries.yaml)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kg.graph import KnowledgeGraph
+from kg.queries import get_query
+from tests.conftest import load_cases
+
+CASES = load_cases("queries.yaml")
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c["id"])
+def test_named_query(graph: KnowledgeGraph, case: dict) -> None:
+    rows = get_query(case["query"]).run(graph, case.get("params", {})).values()
+    expect = case["expect"]
+    column = expect.get("column")
+    values = {str(r[column]) for r in rows if r.get(column) is not None} if column else set()
+    if "equals" in expect:
+        assert values == {str(v) for v in expect["equals"]}
+    if "includes" in expect:
+        assert {str(v) for v in expect["includes"]} <= values
+    if "excludes" in expect:
+        assert not ({str(v) for v in expect["excludes"]} & values)
+    if "rows" in expect:
+        assert len(rows) == expect["rows"]
+    for field, value in (expect.get("first") or {}).items():
+        assert rows and str(rows[0][field]) == str(value), f"{field}: {rows[0].get(field) if rows else None}"
