@@ -127,19 +127,23 @@ def complete(asserted: Graph, raw: Graph) -> Graph:
     for s, p, o in raw:
         if s in skip_subjects or (p == RDF.type and o in (OWL.Thing, OWL.NamedIndividual)):
             continue
+        if p == RDFS.subPropertyOf:  # owlready2 reports these only on some runs; derived below instead
+            continue
         everything.add((s, p, o))
 
     inverse: dict[URIRef, set[URIRef]] = defaultdict(set)
     for p, q in asserted.subject_objects(OWL.inverseOf):
         inverse[p].add(q)
         inverse[q].add(p)
-    # owlready2 reports inverse sub-property entailments (P' ⊑ Q' from P ⊑ Q) only on some runs;
-    # adding them here keeps builds identical from run to run.
+    symmetric = set(asserted.subjects(RDF.type, OWL.SymmetricProperty))
+    # The property hierarchy: P ⊑ Q entails inv(P) ⊑ inv(Q), and a symmetric property is its own inverse.
+    for p in symmetric:
+        inverse[p].add(p)
     for p, q in list(asserted.subject_objects(RDFS.subPropertyOf)):
         for p_inv in inverse.get(p, ()):
             for q_inv in inverse.get(q, ()):
-                everything.add((p_inv, RDFS.subPropertyOf, q_inv))
-    symmetric = set(asserted.subjects(RDF.type, OWL.SymmetricProperty))
+                if p_inv != q_inv:
+                    everything.add((p_inv, RDFS.subPropertyOf, q_inv))
     super_props = _transitive(asserted, RDFS.subPropertyOf)
     super_classes = _transitive(everything, RDFS.subClassOf, extra_equivalence=True)
     object_props = set(asserted.subjects(RDF.type, OWL.ObjectProperty))
