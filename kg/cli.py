@@ -155,6 +155,73 @@ def cmd_import_pfs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _open_input(name: str) -> Any:
+    if name == "-":
+        return sys.stdin.buffer
+    try:
+        return open(name, "rb")  # noqa: SIM115 - closed by the caller
+    except OSError as exc:
+        raise InputError("FILE", f"cannot read {name}: {exc.strerror}") from exc
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from kg.claims import ClaimValidator
+    from kg.graph import load_graph
+
+    source = _open_input(args.file)
+    try:
+        if args.batch:
+            validator = ClaimValidator(load_graph())
+            return _validate_batch(validator, source)
+        data = source.read()
+    finally:
+        if source is not sys.stdin.buffer:
+            source.close()
+    validator = ClaimValidator(load_graph())
+    verdict = validator.validate_json(data)
+    print(json.dumps(verdict, indent=2, ensure_ascii=False))
+    return EXIT_OK if verdict["valid"] else EXIT_NEGATIVE
+
+
+def _validate_batch(validator: Any, source: Any) -> int:
+    """NDJSON in, NDJSON out, streaming; progress on stderr when it is a terminal."""
+    import time
+
+    out = sys.stdout.buffer
+    show = sys.stderr.isatty()
+    counts = {"valid": 0, "invalid": 0, "error": 0}
+    started = last = time.perf_counter()
+    for line, outcome in validator.validate_stream(source):
+        out.write(line)
+        counts[outcome] += 1
+        if show:
+            now = time.perf_counter()
+            if now - last > 0.25:
+                last = now
+                done = sum(counts.values())
+                sys.stderr.write(f"\r{done} claims, {done / (now - started):,.0f}/s, "
+                                 f"{counts['invalid']} invalid, {counts['error']} unusable")
+                sys.stderr.flush()
+    out.flush()
+    if show:
+        done = sum(counts.values())
+        sys.stderr.write(f"\r{done} claims: {counts['valid']} valid, {counts['invalid']} invalid, "
+                         f"{counts['error']} unusable\n")
+    if counts["error"]:
+        return EXIT_INPUT
+    return EXIT_NEGATIVE if counts["invalid"] else EXIT_OK
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    from kg.claims import ClaimValidator
+    from kg.graph import load_graph
+
+    rows = ClaimValidator(load_graph()).describe_rules()
+    print(render(rows, ["id", "check", "severity", "summary"], args.format) if args.format != "json"
+          else json.dumps(rows, indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="spinekg", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -194,6 +261,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", required=True, help="the source individual's local name, e.g. cms-pfs-rvu-2026-jul")
     p.add_argument("--output", "-o", required=True, metavar="FILE.ttl")
     p.set_defaults(func=cmd_import_pfs)
+    p = sub.add_parser("validate", help="check a claim (JSON) or a batch of claims (NDJSON)",
+                       description="Exit status: 0 valid, 1 invalid, 2 unusable input. With --batch: 1 if any claim "
+                                   "is invalid, 2 if any line is unusable (that line gets an error object).")
+    p.add_argument("file", metavar="FILE|-", help="the claim JSON, or - for standard input")
+    p.add_argument("--batch", action="store_true", help="one claim per line in, one verdict per line out")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("rules", help="list the claim rules")
+    p.add_argument("--format", "-f", choices=("table", "json", "csv"), default="table")
+    p.set_defaults(func=cmd_rules)
     return parser
 
 

@@ -6,7 +6,6 @@ from decimal import Decimal
 
 import pytest
 from rdflib import Graph, Literal, URIRef
-from rdflib.namespace import XSD
 
 from kg.errors import SpinekgError
 from kg.importers.pfs import pfs_to_turtle, read_pprrvu
@@ -36,7 +35,7 @@ def test_only_known_codes_become_records() -> None:
     assert (URIRef(PFS + "2026-22325"), URIRef(SKG + "nonFacilityNotApplicable"), Literal(True)) in graph
     release = URIRef(PFS + "release-2026")
     assert graph.value(release, URIRef(SKG + "conversionFactor")).toPython() == Decimal("33.4009")
-    assert graph.value(release, URIRef(SKG + "releasedOn")) == Literal("2026-06-30T00:00:00", datatype=XSD.dateTime)
+    assert graph.value(release, URIRef(SKG + "releasedOn")) == Literal("2026-06-30T00:00:00", datatype=URIRef(PREFIXES["xsd"] + "dateTime"))
 
 
 def test_file_without_codes_is_refused() -> None:

@@ -1,0 +1,188 @@
+"""Claim validation: the rules of queries/rules/ compiled once from the reasoned graph, then applied to
+claims without SPARQL, Turtle or a JVM on the hot path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import date
+from typing import Any
+
+import orjson
+
+from kg.claims.checkers import CHECKERS, Checker, Context, Shared, either
+from kg.claims.model import Claim, Finding, Line, Repair
+from kg.claims.parse import parse_claim
+from kg.claims.rules import Rule
+from kg.errors import InputError, SpinekgError
+from kg.graph import KnowledgeGraph
+from kg.queries import discover, get_query
+
+SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+MAX_REPAIR_ROUNDS = 6
+
+
+class ClaimValidator:
+    """Compiled rules plus the lookup tables the claim parser needs (vertebra spellings)."""
+
+    def __init__(self, graph: KnowledgeGraph) -> None:
+        self.shared = Shared()
+        self.vertebrae: dict[str, str] = {}
+        for row in get_query("vertebrae").run(graph).values():
+            name = str(row["vertebra"])
+            self.shared.vertebra_index[name] = int(row["sequence"])
+            self.shared.vertebra_region[name] = str(row["region"])
+            self.vertebrae[name.upper()] = name
+            for alt in filter(None, str(row.get("altLabels") or "").split("|")):
+                self.vertebrae[alt.strip().upper()] = name
+        self.sources = {
+            str(r["sourceId"]): {"id": str(r["sourceId"]), "title": r["title"], "url": r.get("url"),
+                                 "year": r.get("year"), "tier": r["tier"]}
+            for r in get_query("sources").run(graph).values()
+        }
+        self.rules: list[Rule] = []
+        self.checkers: list[Checker] = []
+        for query in discover("rule"):
+            rule = Rule.from_query(query)
+            kind = CHECKERS.get(rule.check)
+            if kind is None:
+                raise SpinekgError(f"rule {rule.id}: unknown check kind {rule.check!r}; known: {', '.join(CHECKERS)}")
+            unknown = [s for s in rule.sources if s not in self.sources]
+            if unknown:
+                raise SpinekgError(f"rule {rule.id}: unknown source ids {unknown}")
+            rows = query.run(graph).values()
+            self.rules.append(rule)
+            self.checkers.append(kind(rule, rows, self.shared))
+        self.supersedes = {r.id: set(r.supersedes) for r in self.rules if r.supersedes}
+        self._source_cache: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+
+    # ------------------------------------------------------------------ checking
+
+    def findings(self, claim: Claim) -> list[Finding]:
+        ctx = Context(claim)
+        out: list[Finding] = []
+        for checker in self.checkers:
+            checker.check(ctx, out)
+        if self.supersedes and len(out) > 1:
+            out = self._drop_superseded(out)
+        out.sort(key=lambda f: (SEVERITY_ORDER[f.severity], f.lines, f.rule))
+        return out
+
+    def _drop_superseded(self, findings: list[Finding]) -> list[Finding]:
+        covered = {(old, f.lines[0]) for f in findings for old in self.supersedes.get(f.rule, ())}
+        return [f for f in findings if (f.rule, f.lines[0]) not in covered] if covered else findings
+
+    def parse(self, obj: Any, today: date | None = None) -> Claim:
+        return parse_claim(obj, self.vertebrae, today)
+
+    def validate(self, obj: Any, today: date | None = None) -> dict[str, Any]:
+        """The verdict for one claim (a parsed JSON object); raises InputError for unusable input."""
+        claim = self.parse(obj, today)
+        findings = self.findings(claim)
+        valid = not any(f.severity == "error" for f in findings)
+        verdict: dict[str, Any] = {}
+        if claim.id is not None:
+            verdict["id"] = claim.id
+        verdict["valid"] = valid
+        verdict["date_of_service"] = claim.date_of_service.isoformat()
+        verdict["findings"] = [self._finding_json(f) for f in findings]
+        verdict["suggestion"] = None if valid else self.suggest(claim, findings)
+        return verdict
+
+    def validate_json(self, data: bytes | str, today: date | None = None) -> dict[str, Any]:
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise InputError("claim", f"not valid JSON ({exc.args[0].split(':')[0]})") from None
+        return self.validate(obj, today)
+
+    def validate_stream(self, lines: Iterable[bytes], today: date | None = None) -> Iterator[tuple[bytes, str]]:
+        """NDJSON in, NDJSON out: one verdict per non-blank input line; a bad line yields an error
+        object (with its line number) and the stream goes on. Yields (json line, outcome) where
+        outcome is "valid", "invalid" or "error"."""
+        dumps = orjson.dumps
+        for number, raw in enumerate(lines, start=1):
+            if not raw.strip():
+                continue
+            try:
+                verdict = self.validate_json(raw, today)
+            except InputError as exc:
+                yield dumps({"line": number, "error": {"field": exc.field, "message": exc.detail}}) + b"\n", "error"
+                continue
+            yield dumps(verdict) + b"\n", "valid" if verdict["valid"] else "invalid"
+
+    def _finding_json(self, f: Finding) -> dict[str, Any]:
+        sources = self._source_cache.get(f.sources)
+        if sources is None:
+            sources = [self.sources[s] for s in f.sources if s in self.sources]
+            self._source_cache[f.sources] = sources
+        return {"rule": f.rule, "severity": f.severity, "lines": list(f.lines), "message": f.message,
+                "fix": f.fix, "evidence": f.status, "sources": sources}
+
+    # ------------------------------------------------------------------ suggestions
+
+    def suggest(self, claim: Claim, findings: list[Finding]) -> dict[str, Any] | None:
+        """The smallest corrected claim the rules' repairs lead to, re-checked until no error is
+        left; None when some error has no repair (for example a choice only the note can settle)."""
+        work: list[tuple[int | None, Line]] = [(ln.index, ln) for ln in claim.lines]
+        changes: list[str] = []
+        for _ in range(MAX_REPAIR_ROUNDS):
+            errors = [f for f in findings if f.severity == "error"]
+            if not errors:
+                return {"lines": [ln.as_json() for _, ln in work], "changes": changes}
+            if any(not f.repairs for f in errors):
+                return None
+            repairs = sorted(((f.priority, r.line, n, r) for f in errors for n, r in enumerate(f.repairs)),
+                             key=lambda t: t[:3])
+            by_index = {ln.index: (origin, ln) for origin, ln in work}
+            replaced: dict[int, list[tuple[int | None, Line]]] = {}
+            for _, _, _, repair in repairs:
+                if repair.line in replaced or repair.line not in by_index:
+                    continue
+                origin, line = by_index[repair.line]
+                new, text = _apply(repair, line)
+                replaced[repair.line] = [(origin, ln) for ln in new]
+                changes.append(f"line {origin if origin is not None else '(new)'}: {text}")
+            merged: list[tuple[int | None, Line]] = []
+            for origin, ln in work:
+                merged.extend(replaced.get(ln.index, [(origin, ln)]))
+            work = [(origin, Line(i + 1, ln.code, ln.modifiers, ln.units, ln.levels))
+                    for i, (origin, ln) in enumerate(merged)]
+            if not work:
+                return None
+            current = Claim([ln for _, ln in work], claim.date_of_service, claim.place_of_service, claim.id)
+            findings = self.findings(current)
+        return None
+
+    def describe_rules(self) -> list[dict[str, Any]]:
+        return [r.describe() | {"sources": [self.sources[s] for s in r.sources]} for r in self.rules]
+
+
+def _describe(line: Line) -> str:
+    levels = f" [{', '.join(line.levels)}]" if line.levels else ""
+    mods = f"-{'-'.join(line.modifiers)}" if line.modifiers else ""
+    return f"{line.code}{mods} x{line.units}{levels}"
+
+
+def _apply(repair: Repair, line: Line) -> tuple[list[Line], str]:
+    before = _describe(line)
+    action = repair.action
+    if action == "remove-line":
+        return [], f"remove {before}"
+    if action == "replace-code" and repair.code:
+        new = Line(line.index, repair.code, line.modifiers, line.units, line.levels)
+    elif action == "set-units" and repair.units:
+        new = Line(line.index, line.code, line.modifiers, repair.units, repair.levels or line.levels)
+    elif action == "drop-modifier":
+        new = Line(line.index, line.code, tuple(m for m in line.modifiers if m != repair.modifier), line.units,
+                   line.levels)
+    elif action == "add-modifier" and repair.modifier:
+        new = Line(line.index, line.code, (*line.modifiers, repair.modifier), line.units, line.levels)
+    elif action == "split" and repair.new_lines:
+        parts = list(repair.new_lines)
+        return parts, f"{before} -> {' + '.join(_describe(p) for p in parts)}"
+    else:
+        raise SpinekgError(f"cannot apply repair {action!r}")
+    return [new], f"{before} -> {_describe(new)}"
+
+
+__all__ = ["ClaimValidator", "either"]
