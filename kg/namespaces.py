@@ -12,6 +12,7 @@ PREFIXES: dict[str, str] = {
     "cov": BASE + "coverage/",
     "edit": BASE + "edit/",
     "note": BASE + "note/",
+    "doc": BASE + "documentation/",
     "mod": BASE + "modifier/",
     "ind": BASE + "indicator/",
     "pfs": BASE + "pfs/",
