@@ -79,6 +79,12 @@ def cmd_query(args: argparse.Namespace) -> int:
     from kg.queries import get_query
 
     query = get_query(args.query)
+    if args.endpoint:
+        from kg.remote import run_remote
+
+        columns, rows = run_remote(query, _params(args.param), args.endpoint)
+        print(render(rows, columns, args.format))
+        return EXIT_OK
     graph = load_graph()
     result = query.run(graph, _params(args.param))
     print(render(result.values(), result.variables, args.format))
@@ -234,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query", metavar="NAME|FILE")
     p.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--format", "-f", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--endpoint", metavar="URL", help="run against an external SPARQL endpoint instead of the embedded store")
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser("queries", help="list the named queries and their parameters")
@@ -275,7 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    return run(build_parser(), argv)
+
+
+def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
+    """Parse and dispatch, turning every user-facing error into one line and an exit status."""
     try:
         args = parser.parse_args(argv)
         return int(args.func(args))

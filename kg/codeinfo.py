@@ -18,8 +18,8 @@ def known_codes(graph: KnowledgeGraph) -> list[str]:
     return [row["code"] for row in get_query("codes").run(graph).values()]
 
 
-def closest_codes(graph: KnowledgeGraph, code: str, n: int = 5) -> list[str]:
-    return difflib.get_close_matches(code, known_codes(graph), n=n, cutoff=0.5)
+def closest_codes(graph: KnowledgeGraph, code: str, n: int = 3) -> list[str]:
+    return difflib.get_close_matches(code, known_codes(graph), n=n, cutoff=0.6)
 
 
 class UnknownCodeError(InputError):

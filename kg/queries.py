@@ -161,6 +161,10 @@ def discover(kind: str | None = None) -> list[NamedQuery]:
     return [q for q in queries if kind is None or q.kind == kind]
 
 
+class UnknownQueryError(InputError):
+    """No named query of that name."""
+
+
 def get_query(name_or_path: str, kinds: tuple[str, ...] = ("api", "report")) -> NamedQuery:
     """A named query by name (api/ and reports/ by default) or by the path of a .rq file."""
     candidate = Path(name_or_path)
@@ -172,4 +176,4 @@ def get_query(name_or_path: str, kinds: tuple[str, ...] = ("api", "report")) -> 
         if q.kind in kinds and q.name == name_or_path:
             return q
     names = ", ".join(q.name for q in discover() if q.kind in kinds)
-    raise InputError("query", f"no named query {name_or_path!r}; known: {names}")
+    raise UnknownQueryError("query", f"no named query {name_or_path!r}; known: {names}")

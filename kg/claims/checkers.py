@@ -86,14 +86,15 @@ class Checker:
         raise NotImplementedError
 
 
-def _source_order(source_id: str) -> tuple[int, str]:
+def source_order(source_id: str) -> tuple[int, str]:
+    """Natural order of source ids: S2 before S10."""
     number = re.match(r"S(\d+)", source_id)
     return (int(number.group(1)) if number else 10**6, source_id)
 
 
 def _sources(rows: Iterable[Row]) -> tuple[str, ...]:
     """The distinct source ids of some rows, in natural order (S2 before S10)."""
-    return tuple(sorted({str(r["source"]) for r in rows if r.get("source")}, key=_source_order))
+    return tuple(sorted({str(r["source"]) for r in rows if r.get("source")}, key=source_order))
 
 
 class KnownCodes(Checker):

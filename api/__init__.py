@@ -1,0 +1,1 @@
+"""spinekg's HTTP API: thin FastAPI routes over kg (see api/main.py)."""
