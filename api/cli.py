@@ -24,8 +24,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from kg.build import build_graph
 
     build_graph()  # build once here, not in each worker
-    uvicorn.run("api.main:create_app", factory=True, host=settings.host, port=settings.port,
-                workers=settings.workers, log_level=args.log_level, access_log=args.access_log)
+    uvicorn.run(
+        "api.main:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=args.log_level,
+        access_log=args.access_log,
+    )
     return kg_cli.EXIT_OK
 
 
@@ -37,8 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="default 8000 (SPINEKG_PORT)")
     p.add_argument("--workers", type=int, help="uvicorn worker processes, default 1 (SPINEKG_WORKERS)")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
-    p.add_argument("--no-access-log", dest="access_log", action="store_false",
-                   help="do not log request lines (paths only are ever logged, never bodies)")
+    p.add_argument(
+        "--no-access-log",
+        dest="access_log",
+        action="store_false",
+        help="do not log request lines (paths only are ever logged, never bodies)",
+    )
     p.set_defaults(func=cmd_serve)
     return parser
 

@@ -7,9 +7,9 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from api.responses import JSON
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.responses import JSON
 from kg.codeinfo import UnknownCodeError
 from kg.errors import InputError, SpinekgError
 from kg.queries import UnknownQueryError
@@ -30,11 +30,12 @@ def _field(loc: tuple[object, ...]) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSON:
-        errors = [{"field": _field(tuple(e.get("loc", ()))), "message": str(e.get("msg", "invalid"))}
-                  for e in exc.errors()]
+        errors = [{"field": _field(tuple(e.get("loc", ()))), "message": str(e.get("msg", "invalid"))} for e in exc.errors()]
         first = errors[0] if errors else {"field": "body", "message": "invalid request"}
-        return JSON({"detail": f"{first['field']}: {first['message']}", "field": first["field"],
-                               "errors": errors}, status_code=422)
+        return JSON(
+            {"detail": f"{first['field']}: {first['message']}", "field": first["field"], "errors": errors},
+            status_code=422,
+        )
 
     @app.exception_handler(UnknownCodeError)
     async def unknown_code(_: Request, exc: UnknownCodeError) -> JSON:
@@ -55,9 +56,15 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(SparqlRefused)
     async def refused(_: Request, exc: SparqlRefused) -> JSON:
         status = 406 if str(exc) == "not acceptable" else 403
-        detail = ("no acceptable result format; use application/sparql-results+json, application/sparql-results+xml, "
-                  "text/csv or text/tab-separated-values for SELECT and ASK, and text/turtle, application/n-triples, "
-                  "application/ld+json or application/rdf+xml for CONSTRUCT and DESCRIBE") if status == 406 else str(exc)
+        detail = (
+            (
+                "no acceptable result format; use application/sparql-results+json, application/sparql-results+xml, "
+                "text/csv or text/tab-separated-values for SELECT and ASK, and text/turtle, application/n-triples, "
+                "application/ld+json or application/rdf+xml for CONSTRUCT and DESCRIBE"
+            )
+            if status == 406
+            else str(exc)
+        )
         return JSON({"detail": detail, "field": "query" if status == 403 else "Accept"}, status_code=status)
 
     @app.exception_handler(SparqlSyntaxError)

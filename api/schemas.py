@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-CLAIM_EXAMPLE = {
-    "id": "example-1",
-    "date_of_service": "2026-05-05",
-    "place_of_service": "22",
-    "lines": [
-        {"code": "22511", "modifiers": [], "units": 1, "levels": ["L3"]},
-        {"code": "22512", "modifiers": [], "units": 1, "levels": ["L4"]},
-    ],
-}
+# Documentation examples live in a data file, beside the code that shows them.
+EXAMPLES = json.loads((Path(__file__).parent / "examples.json").read_text(encoding="utf-8"))
+CLAIM_EXAMPLE = EXAMPLES["claim"]
 
 
 class ClaimLine(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    code: str = Field(pattern=r"^[0-9A-Za-z]{5}$", description="CPT/HCPCS code", examples=["22511"])
-    modifiers: list[str] = Field(default_factory=list, max_length=4, description="up to four modifiers",
-                                 examples=[["XS"]])
+    code: str = Field(pattern=r"^[0-9A-Za-z]{5}$", description="CPT/HCPCS code", examples=[EXAMPLES["code"]])
+    modifiers: list[str] = Field(default_factory=list, max_length=4, description="up to four modifiers", examples=[["XS"]])
     units: StrictInt = Field(1, ge=1, le=999, description="units of service (one per vertebral body for 22510-22515)")
-    levels: list[str] = Field(default_factory=list, max_length=31,
-                              description="treated vertebrae: C1-C7, T1-T12, L1-L6, S1-S5, Co", examples=[["L3"]])
+    levels: list[str] = Field(
+        default_factory=list,
+        max_length=31,
+        description="treated vertebrae: C1-C7, T1-T12, L1-L6, S1-S5, Co",
+        examples=[["L3"]],
+    )
 
 
 class Claim(BaseModel):
@@ -37,8 +36,10 @@ class Claim(BaseModel):
 
 class BatchRequest(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"claims": [CLAIM_EXAMPLE]}]})
-    claims: list[dict[str, Any]] = Field(min_length=1, description="claims in the single-claim format; each is "
-                                         "checked on its own, and an unusable one gets an error object")
+    claims: list[dict[str, Any]] = Field(
+        min_length=1,
+        description="claims in the single-claim format; each is checked on its own, and an unusable one gets an error object",
+    )
 
 
 class Source(BaseModel):
@@ -72,17 +73,7 @@ class Suggestion(BaseModel):
 
 
 class Verdict(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "id": "example-1", "valid": False, "date_of_service": "2026-05-05",
-        "findings": [{"rule": "addon-without-primary", "severity": "error", "lines": [1],
-                      "message": "22512 is an add-on code and needs 22510 or 22511 on the same claim.",
-                      "fix": "Add 22510 or 22511 for the first vertebral body treated, or remove the 22512 line.",
-                      "evidence": "verified",
-                      "sources": [{"id": "S5", "title": "Strengthen Your Vertebroplasty and Kyphoplasty Coding Skills",
-                                   "url": "https://medicalcodingbuff.com/vertebroplasty-and-kyphoplasty-coding/",
-                                   "year": None, "tier": "T3"}]}],
-        "suggestion": {"lines": [{"code": "22511", "modifiers": [], "units": 1, "levels": ["L4"]}],
-                       "changes": ["line 1: 22512 x1 [L4] -> 22511 x1 [L4]"]}}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["verdict"]]})
     id: str | int | None = None
     valid: bool
     date_of_service: str
@@ -216,7 +207,7 @@ class QueryResult(BaseModel):
 
 
 class QueryParams(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"params": {"code": "22512"}}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["query_params"]]})
     params: dict[str, str] = Field(default_factory=dict)
 
 

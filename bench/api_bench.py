@@ -23,10 +23,15 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CLAIM = {"date_of_service": "2026-05-05", "lines": [
-    {"code": "22511", "levels": ["L2"]}, {"code": "22512", "units": 2, "levels": ["L3", "L4"]}, {"code": "99152"}]}
-SELECT = ("SELECT ?addon ?primary WHERE { ?addon <https://w3id.org/spinekg/vocab/addOnFor> ?primary } "
-          "ORDER BY ?addon ?primary")
+CLAIM = {
+    "date_of_service": "2026-05-05",
+    "lines": [
+        {"code": "22511", "levels": ["L2"]},
+        {"code": "22512", "units": 2, "levels": ["L3", "L4"]},
+        {"code": "99152"},
+    ],
+}
+SELECT = "SELECT ?addon ?primary WHERE { ?addon <https://w3id.org/spinekg/vocab/addOnFor> ?primary } ORDER BY ?addon ?primary"
 
 
 def rss_kb(pid: int) -> int:
@@ -47,8 +52,12 @@ def parse_wrk(text: str) -> dict[str, float]:
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
-    return {"rps": rps, "p50": latency("50%"), "p99": latency("99%"),
-            "errors": (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sock.groups())) if sock else 0)}
+    return {
+        "rps": rps,
+        "p50": latency("50%"),
+        "p99": latency("99%"),
+        "errors": (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sock.groups())) if sock else 0),
+    }
 
 
 def main() -> None:
@@ -66,8 +75,22 @@ def main() -> None:
     pin_server = ["taskset", "-c", "0"] if two_cpus and shutil.which("taskset") else []
     pin_wrk = ["taskset", "-c", "1"] if pin_server else []
     server = subprocess.Popen(
-        [*pin_server, sys.executable, "-m", "uvicorn", "bench.api_app:create_bench_app", "--factory", "--port",
-         str(port), "--log-level", "warning", "--no-access-log"], cwd=ROOT, stdout=subprocess.DEVNULL)
+        [
+            *pin_server,
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.api_app:create_bench_app",
+            "--factory",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
@@ -77,37 +100,73 @@ def main() -> None:
             time.sleep(0.2)
     with tempfile.TemporaryDirectory() as tmp:
         post = Path(tmp) / "post.lua"
-        post.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                        f"wrk.body = {json.dumps(json.dumps(CLAIM))}\n")
+        post.write_text(
+            f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = {json.dumps(json.dumps(CLAIM))}\n'
+        )
         targets = [
             ("GET /constant (baseline)", base + "/constant", None),
             ("GET /codes/22512/pairs", base + "/codes/22512/pairs", None),
             ("POST /claims/validate (3 lines)", base + "/claims/validate", post),
             ("GET /sparql SELECT", base + "/sparql?" + urllib.parse.urlencode({"query": SELECT}), None),
         ]
-        for name, url, script in targets:  # warm up caches and workers
-            subprocess.run([*pin_wrk, "wrk", "-t1", "-c4", "-d2s", *(["-s", str(script)] if script else []), url],
-                           capture_output=True, check=False)
+        for _name, url, script in targets:  # warm up caches and workers
+            subprocess.run(
+                [*pin_wrk, "wrk", "-t1", "-c4", "-d2s", *(["-s", str(script)] if script else []), url],
+                capture_output=True,
+                check=False,
+            )
         results = {}
         for name, url, script in targets:
             before = rss_kb(server.pid)
-            out = subprocess.run([*pin_wrk, "wrk", "-t1", f"-c{args.connections}", f"-d{args.duration}s", "--latency",
-                                  *(["-s", str(script)] if script else []), url], capture_output=True, text=True,
-                                 check=True).stdout
+            out = subprocess.run(
+                [
+                    *pin_wrk,
+                    "wrk",
+                    "-t1",
+                    f"-c{args.connections}",
+                    f"-d{args.duration}s",
+                    "--latency",
+                    *(["-s", str(script)] if script else []),
+                    url,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
             results[name] = parse_wrk(out) | {"rss_before_mb": before / 1024, "rss_after_mb": rss_kb(server.pid) / 1024}
         baseline = results["GET /constant (baseline)"]["rps"]
-        print(f"one uvicorn worker{' on CPU 0, wrk on CPU 1' if pin_server else ''}; {args.connections} connections, "
-              f"{args.duration} s each")
+        print(
+            f"one uvicorn worker{' on CPU 0, wrk on CPU 1' if pin_server else ''}; {args.connections} connections, "
+            f"{args.duration} s each"
+        )
         for name, r in results.items():
-            print(f"  {name:<34} {r['rps']:>8,.0f} req/s ({r['rps'] / baseline:>4.0%} of constant)  p50 {r['p50']:.2f} ms  "
-                  f"p99 {r['p99']:.2f} ms  errors {r['errors']:.0f}  RSS {r['rss_before_mb']:.0f} -> {r['rss_after_mb']:.0f} MB")
+            print(
+                f"  {name:<34} {r['rps']:>8,.0f} req/s ({r['rps'] / baseline:>4.0%} of constant)  p50 {r['p50']:.2f} ms  "
+                f"p99 {r['p99']:.2f} ms  errors {r['errors']:.0f}  RSS {r['rss_before_mb']:.0f} -> {r['rss_after_mb']:.0f} MB"
+            )
         if args.long:
             before = rss_kb(server.pid)
-            out = subprocess.run([*pin_wrk, "wrk", "-t1", f"-c{args.connections}", f"-d{args.long}s", "--latency", "-s",
-                                  str(post), base + "/claims/validate"], capture_output=True, text=True, check=True).stdout
+            out = subprocess.run(
+                [
+                    *pin_wrk,
+                    "wrk",
+                    "-t1",
+                    f"-c{args.connections}",
+                    f"-d{args.long}s",
+                    "--latency",
+                    "-s",
+                    str(post),
+                    base + "/claims/validate",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
             r = parse_wrk(out)
-            print(f"  {args.long} s of POST /claims/validate: {r['rps']:,.0f} req/s, p99 {r['p99']:.2f} ms, "
-                  f"errors {r['errors']:.0f}, RSS {before / 1024:.0f} -> {rss_kb(server.pid) / 1024:.0f} MB")
+            print(
+                f"  {args.long} s of POST /claims/validate: {r['rps']:,.0f} req/s, p99 {r['p99']:.2f} ms, "
+                f"errors {r['errors']:.0f}, RSS {before / 1024:.0f} -> {rss_kb(server.pid) / 1024:.0f} MB"
+            )
     server.terminate()
     server.wait(10)
 

@@ -28,8 +28,10 @@ from kg.claims.sample import random_claims
 from kg.graph import load_graph
 
 ROOT = Path(__file__).resolve().parent.parent
-THREE_LINE_CLAIM = {"date_of_service": "2026-05-05", "lines": [
-    {"code": "", "levels": []}, {"code": "", "units": 2, "levels": []}, {"code": "", "levels": []}]}
+THREE_LINE_CLAIM = {
+    "date_of_service": "2026-05-05",
+    "lines": [{"code": "", "levels": []}, {"code": "", "units": 2, "levels": []}, {"code": "", "levels": []}],
+}
 
 
 def reference_checker(validator: ClaimValidator) -> Callable[[bytes], bytes]:
@@ -71,6 +73,16 @@ def timed_stream(fn: Callable[[], Any], repeats: int) -> float:
     return statistics.median(runs)
 
 
+def latency(validator: ClaimValidator, claim: dict[str, Any], runs: int) -> str:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter_ns()
+        validator.validate(claim)
+        times.append(time.perf_counter_ns() - t)
+    times.sort()
+    return f"p50 {times[len(times) // 2] / 1000:.1f} us, p99 {times[int(len(times) * 0.99)] / 1000:.1f} us"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--claims", type=int, default=100_000)
@@ -79,35 +91,30 @@ def main() -> None:
     graph = load_graph()
     started = time.perf_counter()
     validator = ClaimValidator(graph)
-    print(f"rules compiled from the reasoned graph: {len(validator.rules)} in {(time.perf_counter() - started)*1000:.0f} ms")
+    print(f"rules compiled from the reasoned graph: {len(validator.rules)} in {(time.perf_counter() - started) * 1000:.0f} ms")
 
     # single-claim latency: a 3-line claim (a primary, its add-on x2, moderate sedation) from the tables
     sample = next(c for c in random_claims(validator, 50, seed=7, mistake_rate=0.0) if len(c["lines"]) == 2)
     claim = dict(THREE_LINE_CLAIM, lines=[*sample["lines"][:2], {"code": "99152"}])
-    lat = []
-    for _ in range(50_000):
-        t = time.perf_counter_ns()
-        validator.validate(claim)
-        lat.append(time.perf_counter_ns() - t)
-    lat.sort()
-    print(f"single claim, in process ({len(claim['lines'])} lines, valid={validator.validate(claim)['valid']}): "
-          f"p50 {lat[len(lat)//2]/1000:.1f} us, p99 {lat[int(len(lat)*0.99)]/1000:.1f} us")
-    bad = {"date_of_service": "2026-05-05", "lines": [dict(sample["lines"][0], modifiers=["50"]), {"code": sample["lines"][0]["code"]}]}
-    lat = []
-    for _ in range(20_000):
-        t = time.perf_counter_ns()
-        validator.validate(bad)
-        lat.append(time.perf_counter_ns() - t)
-    lat.sort()
-    print(f"single invalid claim with a suggestion: p50 {lat[len(lat)//2]/1000:.1f} us, p99 {lat[int(len(lat)*0.99)]/1000:.1f} us")
+    print(
+        f"single claim, in process ({len(claim['lines'])} lines, valid={validator.validate(claim)['valid']}): "
+        + latency(validator, claim, 50_000)
+    )
+    bad = {
+        "date_of_service": "2026-05-05",
+        "lines": [dict(sample["lines"][0], modifiers=["50"]), {"code": sample["lines"][0]["code"]}],
+    }
+    print("single invalid claim with a suggestion: " + latency(validator, bad, 20_000))
 
     reference = reference_checker(validator)
     for rate in (0.0, 0.2, 1.0):
         data = [orjson.dumps(c) for c in random_claims(validator, args.claims, seed=3, mistake_rate=rate)]
         engine = timed_stream(lambda d=data: sum(1 for _ in validator.validate_stream(d)), args.repeats)
         ref = timed_stream(lambda d=data: [reference(x) for x in d], args.repeats)
-        print(f"batch in process, mistake rate {rate:.0%}: {len(data)/engine:,.0f} claims/s "
-              f"(20 rules); hand-written 3 rules {len(data)/ref:,.0f} claims/s; ratio {engine/ref:.1f}x the time")
+        print(
+            f"batch in process, mistake rate {rate:.0%}: {len(data) / engine:,.0f} claims/s "
+            f"(20 rules); hand-written 3 rules {len(data) / ref:,.0f} claims/s; ratio {engine / ref:.1f}x the time"
+        )
 
     data = [orjson.dumps(c) for c in random_claims(validator, args.claims, seed=5, mistake_rate=0.2)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -117,13 +124,21 @@ def main() -> None:
         runs = []
         for _ in range(3):
             started = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-m", "kg.cli", "validate", "--batch", str(path)], cwd=ROOT, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+            proc = subprocess.run(
+                [sys.executable, "-m", "kg.cli", "validate", "--batch", str(path)],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                check=False,
+            )
             runs.append(time.perf_counter() - started)
             assert proc.returncode in (0, 1), proc.stderr
         elapsed = statistics.median(runs)
-        print(f"CLI end to end (process start, load, {len(data):,} claims NDJSON in -> NDJSON out): "
-              f"{elapsed:.2f} s = {len(data)/elapsed:,.0f} claims/s")
+        print(
+            f"CLI end to end (process start, load, {len(data):,} claims NDJSON in -> NDJSON out): "
+            f"{elapsed:.2f} s = {len(data) / elapsed:,.0f} claims/s"
+        )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,12 @@ from rdflib.plugins.sparql import prepareQuery
 from kg.build import build_graph
 from kg.queries import get_query
 
-CASES = [("pairs-with", {"code": "22512"}), ("codes-at-vertebra", {"procedure": "augmentation", "vertebra": "T12"}),
-         ("fee-schedule", {"code": "22511"}), ("modifiers-not-allowed", {"code": "22512"})]
+CASES = [
+    ("pairs-with", {"code": "22512"}),
+    ("codes-at-vertebra", {"procedure": "augmentation", "vertebra": "T12"}),
+    ("fee-schedule", {"code": "22511"}),
+    ("modifiers-not-allowed", {"code": "22512"}),
+]
 
 
 def rss_mb() -> float:
@@ -51,14 +55,17 @@ def bench(scale: int, runs: int) -> None:
     ds.parse(data=data, format="nt")
     rdf_load = time.perf_counter() - started
     rdf_mem = rss_mb() - before - ox_mem
-    print(f"\n{len(data.splitlines())} triples: load pyoxigraph {ox_load*1000:.0f} ms, rdflib {rdf_load*1000:.0f} ms; "
-          f"peak RSS growth pyoxigraph ~{ox_mem:.0f} MB, rdflib ~{max(rdf_mem, 0):.0f} MB")
+    print(
+        f"\n{len(data.splitlines())} triples: load pyoxigraph {ox_load * 1000:.0f} ms, rdflib {rdf_load * 1000:.0f} ms; "
+        f"peak RSS growth pyoxigraph ~{ox_mem:.0f} MB, rdflib ~{max(rdf_mem, 0):.0f} MB"
+    )
     for name, params in CASES:
         q = get_query(name)
         binding = {k: v.value for k, v in q.bindings(params).items()}
         oxb = {ox.Variable(k): v for k, v in q.bindings(params).items()}
         prepared = prepareQuery(q.text)
         from rdflib import Literal
+
         rb = {k: Literal(v) for k, v in binding.items()}
         t_ox, t_rdf = [], []
         n_ox = n_rdf = 0
@@ -70,9 +77,11 @@ def bench(scale: int, runs: int) -> None:
             s = time.perf_counter()
             n_rdf = len(list(ds.query(prepared, initBindings=rb)))
             t_rdf.append(time.perf_counter() - s)
-        print(f"  {name:<22} pyoxigraph p50 {statistics.median(t_ox)*1000:7.2f} ms ({n_ox} rows) | "
-              f"rdflib prepared p50 {statistics.median(t_rdf)*1000:8.2f} ms ({n_rdf} rows) | "
-              f"ratio {statistics.median(t_rdf)/statistics.median(t_ox):.0f}x")
+        print(
+            f"  {name:<22} pyoxigraph p50 {statistics.median(t_ox) * 1000:7.2f} ms ({n_ox} rows) | "
+            f"rdflib prepared p50 {statistics.median(t_rdf) * 1000:8.2f} ms ({n_rdf} rows) | "
+            f"ratio {statistics.median(t_rdf) / statistics.median(t_ox):.0f}x"
+        )
     del ds, store
     _ = URIRef
 

@@ -68,13 +68,7 @@ def build_graph(force: bool = False) -> BuildResult:
     out = paths.build_dir()
     asserted_path, inferred_path = out / "asserted.nt", out / "inferred.nt"
     manifest = read_manifest()
-    if (
-        not force
-        and manifest is not None
-        and manifest.get("key") == key
-        and asserted_path.is_file()
-        and inferred_path.is_file()
-    ):
+    if not force and manifest is not None and manifest.get("key") == key and asserted_path.is_file() and inferred_path.is_file():
         return BuildResult(
             key=key,
             cached=True,

@@ -21,18 +21,21 @@ class CheckOutcome:
 
 
 def run_checks(graph: KnowledgeGraph) -> list[CheckOutcome]:
-    return [
-        CheckOutcome(q.name, q.summary, q.run(graph).values())
-        for q in discover("check")
-        if q.name.endswith("-violation")
-    ]
+    return [CheckOutcome(q.name, q.summary, q.run(graph).values()) for q in discover("check") if q.name.endswith("-violation")]
 
 
 def profile_check(profile: str = "DL") -> tuple[bool, str]:
     """Load ontology/spinekg.ttl with imports resolved through the catalog; report profile violations."""
     helper = paths.java_dir() / "ProfileCheck.java"
-    cmd = [java_executable(), "-cp", str(hermit_jar()), str(helper), str(paths.root_ontology()), profile,
-           str(paths.catalog_file())]
+    cmd = [
+        java_executable(),
+        "-cp",
+        str(hermit_jar()),
+        str(helper),
+        str(paths.root_ontology()),
+        profile,
+        str(paths.catalog_file()),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     report = proc.stdout.strip() or (proc.stderr.strip().splitlines() or ["no output from the OWL API"])[-1]
     return proc.returncode == 0, report

@@ -106,8 +106,9 @@ def cmd_code_info(args: argparse.Namespace) -> int:
     from kg.graph import load_graph
 
     info = code_info(load_graph(), args.code)
-    print(json.dumps(info, indent=2, default=_json_default, ensure_ascii=False) if args.format == "json"
-          else format_code_info(info))
+    print(
+        json.dumps(info, indent=2, default=_json_default, ensure_ascii=False) if args.format == "json" else format_code_info(info)
+    )
     return EXIT_OK
 
 
@@ -149,15 +150,14 @@ def cmd_import_pfs(args: argparse.Namespace) -> int:
 
     graph = load_asserted()
     skos_notation = "http://www.w3.org/2004/02/skos/core#notation"
-    codes = {
-        str(o) for s, p, o in graph
-        if str(p) == skos_notation and str(s).startswith(PREFIXES["cpt"])
-    }
+    codes = {str(o) for s, p, o in graph if str(p) == skos_notation and str(s).startswith(PREFIXES["cpt"])}
     text = pfs_to_turtle(Path(args.csv), args.year, args.source, codes)
     out = Path(args.output)
     out.write_text(text, encoding="utf-8")
-    print(f"wrote {out}; list it in ontology/catalog-v001.xml and the owl:imports of spinekg.ttl if it is new",
-          file=sys.stderr)
+    print(
+        f"wrote {out}; list it in ontology/catalog-v001.xml and the owl:imports of spinekg.ttl if it is new",
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 
@@ -205,14 +205,14 @@ def _validate_batch(validator: Any, source: Any) -> int:
             if now - last > 0.25:
                 last = now
                 done = sum(counts.values())
-                sys.stderr.write(f"\r{done} claims, {done / (now - started):,.0f}/s, "
-                                 f"{counts['invalid']} invalid, {counts['error']} unusable")
+                sys.stderr.write(
+                    f"\r{done} claims, {done / (now - started):,.0f}/s, {counts['invalid']} invalid, {counts['error']} unusable"
+                )
                 sys.stderr.flush()
     out.flush()
     if show:
         done = sum(counts.values())
-        sys.stderr.write(f"\r{done} claims: {counts['valid']} valid, {counts['invalid']} invalid, "
-                         f"{counts['error']} unusable\n")
+        sys.stderr.write(f"\r{done} claims: {counts['valid']} valid, {counts['invalid']} invalid, {counts['error']} unusable\n")
     if counts["error"]:
         return EXIT_INPUT
     return EXIT_NEGATIVE if counts["invalid"] else EXIT_OK
@@ -223,8 +223,11 @@ def cmd_rules(args: argparse.Namespace) -> int:
     from kg.graph import load_graph
 
     rows = ClaimValidator(load_graph()).describe_rules()
-    print(render(rows, ["id", "check", "severity", "summary"], args.format) if args.format != "json"
-          else json.dumps(rows, indent=2, ensure_ascii=False))
+    print(
+        render(rows, ["id", "check", "severity", "summary"], args.format)
+        if args.format != "json"
+        else json.dumps(rows, indent=2, ensure_ascii=False)
+    )
     return EXIT_OK
 
 
@@ -268,9 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", required=True, help="the source individual's local name, e.g. cms-pfs-rvu-2026-jul")
     p.add_argument("--output", "-o", required=True, metavar="FILE.ttl")
     p.set_defaults(func=cmd_import_pfs)
-    p = sub.add_parser("validate", help="check a claim (JSON) or a batch of claims (NDJSON)",
-                       description="Exit status: 0 valid, 1 invalid, 2 unusable input. With --batch: 1 if any claim "
-                                   "is invalid, 2 if any line is unusable (that line gets an error object).")
+    p = sub.add_parser(
+        "validate",
+        help="check a claim (JSON) or a batch of claims (NDJSON)",
+        description="Exit status: 0 valid, 1 invalid, 2 unusable input. With --batch: 1 if any claim "
+        "is invalid, 2 if any line is unusable (that line gets an error object).",
+    )
     p.add_argument("file", metavar="FILE|-", help="the claim JSON, or - for standard input")
     p.add_argument("--batch", action="store_true", help="one claim per line in, one verdict per line out")
     p.set_defaults(func=cmd_validate)

@@ -57,14 +57,16 @@ def code_info(graph: KnowledgeGraph, code: str) -> dict[str, Any]:
     for row in bundles:
         for key in ("bypassModifiers", "sources"):
             row[key] = ", ".join(sorted(filter(None, (row.get(key) or "").split(", "))))
-    info.update({
-        "pairs": get_query("pairs-with").run(graph, params).values(),
-        "bundles": bundles,
-        "conflicts": get_query("conflicts-with").run(graph, params).values(),
-        "modifiers_not_allowed": get_query("modifiers-not-allowed").run(graph, params).values(),
-        "fee_schedule": fee,
-        "sources": get_query("code-sources").run(graph, params).values(),
-    })
+    info.update(
+        {
+            "pairs": get_query("pairs-with").run(graph, params).values(),
+            "bundles": bundles,
+            "conflicts": get_query("conflicts-with").run(graph, params).values(),
+            "modifiers_not_allowed": get_query("modifiers-not-allowed").run(graph, params).values(),
+            "fee_schedule": fee,
+            "sources": get_query("code-sources").run(graph, params).values(),
+        }
+    )
     return info
 
 
@@ -106,8 +108,12 @@ def format_code_info(info: dict[str, Any]) -> str:
             out.append(f"  {b['direction']} {b['otherCode']} ({b['scope']}{bypass}) [{b['status']}; {b['sources']}]")
     conflicts = [c for c in info["conflicts"] if c["conflict"] == "one primary per family per session"]
     if conflicts:
-        out += ["", "Not in the same session as: " + ", ".join(c["otherCode"] for c in conflicts)
-                + " (one primary per family per session)"]
+        out += [
+            "",
+            "Not in the same session as: "
+            + ", ".join(c["otherCode"] for c in conflicts)
+            + " (one primary per family per session)",
+        ]
     if info["fee_schedule"]:
         out += ["", "Medicare physician fee schedule (national, no geographic adjustment):"]
         for f in info["fee_schedule"]:

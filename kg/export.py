@@ -24,9 +24,16 @@ def merged_graph(graph: KnowledgeGraph) -> Graph:
         for triple in list(merged.triples((header, None, None))):
             merged.remove(triple)
     merged.remove((root, OWL.imports, None))
-    merged.add((root, URIRef(PREFIXES["rdfs"] + "comment"), Literal(
-        "Merged release: every module of the import closure plus the triples inferred by HermiT, in one file.",
-        lang="en")))
+    merged.add(
+        (
+            root,
+            URIRef(PREFIXES["rdfs"] + "comment"),
+            Literal(
+                "Merged release: every module of the import closure plus the triples inferred by HermiT, in one file.",
+                lang="en",
+            ),
+        )
+    )
     for prefix, ns in PREFIXES.items():
         merged.bind(prefix, ns, override=True)
     return merged

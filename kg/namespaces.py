@@ -38,7 +38,7 @@ def shorten(iri: str) -> str:
     for prefix, ns in PREFIXES.items():
         if iri.startswith(ns) and len(ns) > len(PREFIXES.get(best, "")):
             best = prefix
-    return f"{best}:{iri[len(PREFIXES[best]):]}" if best else iri
+    return f"{best}:{iri[len(PREFIXES[best]) :]}" if best else iri
 
 
 def expand(name: str) -> str:

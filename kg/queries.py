@@ -85,8 +85,13 @@ class NamedQuery:
             "summary": self.summary,
             "description": str(self.header.get("description", "")).strip(),
             "params": [
-                {"name": p.name, "type": p.type, "description": p.description, "example": p.example,
-                 "required": p.required}
+                {
+                    "name": p.name,
+                    "type": p.type,
+                    "description": p.description,
+                    "example": p.example,
+                    "required": p.required,
+                }
                 for p in self.params
             ],
             "source": self.header.get("source"),

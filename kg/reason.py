@@ -20,6 +20,7 @@ from pathlib import Path
 
 from rdflib import Graph, URIRef
 from rdflib.namespace import OWL, RDF, RDFS
+from rdflib.term import Node
 
 from kg import paths
 from kg.errors import SpinekgError
@@ -81,9 +82,7 @@ def reason(asserted: Graph) -> ReasoningResult:
         try:
             owlready2.sync_reasoner_hermit(world, infer_property_values=True, debug=0)
         except owlready2.OwlReadyInconsistentOntologyError as exc:
-            raise InconsistentOntologyError(
-                "the ontology is inconsistent; HermiT's explanation:\n" + explain(source)
-            ) from exc
+            raise InconsistentOntologyError("the ontology is inconsistent; HermiT's explanation:\n" + explain(source)) from exc
         except owlready2.OwlReadyJavaError as exc:
             lines = [ln for ln in str(exc).splitlines() if ln.strip()]
             raise SpinekgError("HermiT failed: " + " | ".join(lines[:3])) from exc
@@ -131,7 +130,7 @@ def complete(asserted: Graph, raw: Graph) -> Graph:
             continue
         everything.add((s, p, o))
 
-    inverse: dict[URIRef, set[URIRef]] = defaultdict(set)
+    inverse: dict[Node, set[Node]] = defaultdict(set)
     for p, q in asserted.subject_objects(OWL.inverseOf):
         inverse[p].add(q)
         inverse[q].add(p)
@@ -172,9 +171,9 @@ def complete(asserted: Graph, raw: Graph) -> Graph:
     return inferred
 
 
-def _transitive(graph: Graph, prop: URIRef, extra_equivalence: bool = False) -> dict[URIRef, set[URIRef]]:
+def _transitive(graph: Graph, prop: URIRef, extra_equivalence: bool = False) -> dict[Node, set[Node]]:
     """Named super-terms of each named term along ``prop`` (and owl:equivalentClass), transitively."""
-    direct: dict[URIRef, set[URIRef]] = defaultdict(set)
+    direct: dict[Node, set[Node]] = defaultdict(set)
     for s, o in graph.subject_objects(prop):
         if isinstance(s, URIRef) and isinstance(o, URIRef):
             direct[s].add(o)
@@ -183,9 +182,9 @@ def _transitive(graph: Graph, prop: URIRef, extra_equivalence: bool = False) -> 
             if isinstance(s, URIRef) and isinstance(o, URIRef):
                 direct[s].add(o)
                 direct[o].add(s)
-    closed: dict[URIRef, set[URIRef]] = {}
+    closed: dict[Node, set[Node]] = {}
     for start in list(direct):
-        seen: set[URIRef] = set()
+        seen: set[Node] = set()
         stack = list(direct[start])
         while stack:
             node = stack.pop()

@@ -28,15 +28,20 @@ def with_values(query: NamedQuery, values: Mapping[str, str]) -> str:
     match = WHERE.search(query.text)
     if match is None:
         raise SpinekgError(f"query {query.name} has no WHERE group to bind parameters in")
-    return query.text[: match.end()] + "\n  " + block + query.text[match.end():]
+    return query.text[: match.end()] + "\n  " + block + query.text[match.end() :]
 
 
-def run_remote(query: NamedQuery, values: Mapping[str, str], endpoint: str, timeout: float = 60) -> tuple[list[str], list[dict[str, Any]]]:
+def run_remote(
+    query: NamedQuery, values: Mapping[str, str], endpoint: str, timeout: float = 60
+) -> tuple[list[str], list[dict[str, Any]]]:
     if not re.match(r"https?://", endpoint):
         raise InputError("--endpoint", f"{endpoint!r} is not an http(s) URL")
-    request = urllib.request.Request(
-        endpoint, data=with_values(query, values).encode(), method="POST",
-        headers={"Content-Type": "application/sparql-query", "Accept": "application/sparql-results+json"})
+    request = urllib.request.Request(  # noqa: S310 - scheme checked above
+        endpoint,
+        data=with_values(query, values).encode(),
+        method="POST",
+        headers={"Content-Type": "application/sparql-query", "Accept": "application/sparql-results+json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - user-chosen endpoint
             data = json.load(response)

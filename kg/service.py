@@ -85,11 +85,20 @@ class KnowledgeService:
             raise UnknownCodeError(value, closest_codes(self.graph, value))
         return value
 
-    def codes(self, family: str | None = None, kind: str | None = None, region: str | None = None,
-              status: str | None = None) -> list[dict[str, Any]]:
+    def codes(
+        self, family: str | None = None, kind: str | None = None, region: str | None = None, status: str | None = None
+    ) -> list[dict[str, Any]]:
         params = {k: v for k, v in {"family": family, "kind": kind, "region": region, "status": status}.items() if v}
-        return [{"code": r["code"], "label": r["label"], "family": r["codeFamily"], "kind": r["codeKind"],
-                 "status": r["codeStatus"]} for r in self.query("codes", params)]
+        return [
+            {
+                "code": r["code"],
+                "label": r["label"],
+                "family": r["codeFamily"],
+                "kind": r["codeKind"],
+                "status": r["codeStatus"],
+            }
+            for r in self.query("codes", params)
+        ]
 
     def code(self, code: str) -> dict[str, Any]:
         code = self.code_or_404(code)
@@ -101,8 +110,13 @@ class KnowledgeService:
         fee = self.query("fee-schedule", p)
         disallowed = self.query("modifiers-not-allowed", p)
         latest = max((int(r["year"]) for r in fee), default=None)
-        banned_now = sorted({m["modifier"] for m in disallowed
-                             if not m.get("years") or (latest is not None and str(latest) in m["years"].split(", "))})
+        banned_now = sorted(
+            {
+                m["modifier"]
+                for m in disallowed
+                if not m.get("years") or (latest is not None and str(latest) in m["years"].split(", "))
+            }
+        )
         docs = self.query("code-documentation", p)
         return {
             "code": code,
@@ -122,24 +136,50 @@ class KnowledgeService:
             "fee_schedule": [_fee_row(r) for r in fee],
             "modifiers": {
                 "not_allowed": [
-                    {"modifier": m["modifier"], "reason": m["rationale"], "evidence": m["status"],
-                     "years": _split(m.get("years"), ", "), "sources": _split(m.get("sources"), ", ")}
-                    for m in disallowed],
+                    {
+                        "modifier": m["modifier"],
+                        "reason": m["rationale"],
+                        "evidence": m["status"],
+                        "years": _split(m.get("years"), ", "),
+                        "sources": _split(m.get("sources"), ", "),
+                    }
+                    for m in disallowed
+                ],
                 "allowed": [m for m in self.modifiers_known if m not in banned_now],
                 "year": latest,
             },
-            "documentation": [{"text": d["text"], "evidence": d["status"], "sources": _split(d["sources"], ", ")}
-                              for d in docs if d["kind"] == "documentation"],
-            "denial_reasons": [{"text": d["text"], "rule": d.get("rule"), "evidence": d["status"],
-                                "sources": _split(d["sources"], ", ")} for d in docs if d["kind"] == "denial"],
+            "documentation": [
+                {"text": d["text"], "evidence": d["status"], "sources": _split(d["sources"], ", ")}
+                for d in docs
+                if d["kind"] == "documentation"
+            ],
+            "denial_reasons": [
+                {
+                    "text": d["text"],
+                    "rule": d.get("rule"),
+                    "evidence": d["status"],
+                    "sources": _split(d["sources"], ", "),
+                }
+                for d in docs
+                if d["kind"] == "denial"
+            ],
             "sources": self.sources_of(code),
         }
 
     def sources_of(self, code: str) -> list[dict[str, Any]]:
         seen: dict[str, dict[str, Any]] = {}
         for r in self.query("code-sources", {"code": code}):
-            entry = seen.setdefault(r["sourceId"], {"id": r["sourceId"], "title": r["title"], "tier": r["tier"],
-                                                    "url": r.get("url"), "year": r.get("year"), "about": []})
+            entry = seen.setdefault(
+                r["sourceId"],
+                {
+                    "id": r["sourceId"],
+                    "title": r["title"],
+                    "tier": r["tier"],
+                    "url": r.get("url"),
+                    "year": r.get("year"),
+                    "about": [],
+                },
+            )
             if r["about"] not in entry["about"]:
                 entry["about"].append(r["about"])
         return list(seen.values())
@@ -151,41 +191,83 @@ class KnowledgeService:
     def _pairs(self, code: str) -> dict[str, Any]:
         rows = self.query("pairs-with", {"code": code})
         source_ids = sorted({s["id"] for s in self.sources_of(code) if "code" in s["about"]}, key=source_order)
-        return {"code": code, "pairs": [
-            {"code": r["partner"], "label": r["partnerLabel"], "role": r["role"], "family": r["family"],
-             "reason": (f"{code} is the add-on of the {r['familyLabel']} family; it pairs with every primary of the family"
-                        if r["role"] == "primary" else
-                        f"{r['partner']} is the add-on of the {r['familyLabel']} family to which {code} belongs"),
-             "inferred": True, "sources": source_ids}
-            for r in rows]}
+        return {
+            "code": code,
+            "pairs": [
+                {
+                    "code": r["partner"],
+                    "label": r["partnerLabel"],
+                    "role": r["role"],
+                    "family": r["family"],
+                    "reason": (
+                        f"{code} is the add-on of the {r['familyLabel']} family; it pairs with every primary of the family"
+                        if r["role"] == "primary"
+                        else f"{r['partner']} is the add-on of the {r['familyLabel']} family to which {code} belongs"
+                    ),
+                    "inferred": True,
+                    "sources": source_ids,
+                }
+                for r in rows
+            ],
+        }
 
     def bundles(self, code: str) -> dict[str, Any]:
         code = self.code_or_404(code)
         return self._cached(("bundles", code), lambda: self._bundles(code))
 
     def _bundles(self, code: str) -> dict[str, Any]:
-        return {"code": code, "bundles": [
-            {"direction": r["direction"], "code": r["otherCode"], "label": r["otherLabel"], "scope": r["scope"],
-             "bypass_modifiers": sorted(_split(r.get("bypassModifiers"), ", ")), "evidence": r["status"],
-             "ncci_pair": r["ncciPair"], "reason": r["rationale"], "edit": r["edit"],
-             "sources": sorted(_split(r.get("sources"), ", "), key=source_order)}
-            for r in self.query("bundled-with", {"code": code})]}
+        return {
+            "code": code,
+            "bundles": [
+                {
+                    "direction": r["direction"],
+                    "code": r["otherCode"],
+                    "label": r["otherLabel"],
+                    "scope": r["scope"],
+                    "bypass_modifiers": sorted(_split(r.get("bypassModifiers"), ", ")),
+                    "evidence": r["status"],
+                    "ncci_pair": r["ncciPair"],
+                    "reason": r["rationale"],
+                    "edit": r["edit"],
+                    "sources": sorted(_split(r.get("sources"), ", "), key=source_order),
+                }
+                for r in self.query("bundled-with", {"code": code})
+            ],
+        }
 
     def conflicts(self, code: str) -> dict[str, Any]:
         code = self.code_or_404(code)
         return self._cached(("conflicts", code), lambda: self._conflicts(code))
 
     def _conflicts(self, code: str) -> dict[str, Any]:
-        return {"code": code, "conflicts": [
-            {"code": r["otherCode"], "label": r["otherLabel"], "conflict": r["conflict"], "scope": r["scope"],
-             "evidence": r["status"], "reason": r["reason"]}
-            for r in self.query("conflicts-with", {"code": code})]}
+        return {
+            "code": code,
+            "conflicts": [
+                {
+                    "code": r["otherCode"],
+                    "label": r["otherLabel"],
+                    "conflict": r["conflict"],
+                    "scope": r["scope"],
+                    "evidence": r["status"],
+                    "reason": r["reason"],
+                }
+                for r in self.query("conflicts-with", {"code": code})
+            ],
+        }
 
     # ------------------------------------------------------------------ anatomy
 
     def vertebrae(self) -> list[dict[str, Any]]:
-        return [{"level": r["vertebra"], "label": r["label"], "region": r["region"], "sequence": r["sequence"],
-                 "transitional": r["transitional"]} for r in self.query("vertebrae")]
+        return [
+            {
+                "level": r["vertebra"],
+                "label": r["label"],
+                "region": r["region"],
+                "sequence": r["sequence"],
+                "transitional": r["transitional"],
+            }
+            for r in self.query("vertebrae")
+        ]
 
     def vertebra(self, level: str) -> dict[str, Any]:
         name = self.validator.vertebrae.get(level.strip().upper())
@@ -199,11 +281,18 @@ class KnowledgeService:
         codes: dict[str, list[dict[str, Any]]] = {}
         for r in rows:
             if r.get("procedure"):
-                codes.setdefault(r["procedure"], []).append(
-                    {"code": r["code"], "role": r["role"], "evidence": r["status"]})
-        return {"level": name, "label": first["label"], "region": first["region"], "sequence": first["sequence"],
-                "transitional": first["transitional"], "billing_regions": sorted(_split(first.get("billingRegions"))),
-                "above": _split(first.get("above")), "below": _split(first.get("below")), "codes": codes}
+                codes.setdefault(r["procedure"], []).append({"code": r["code"], "role": r["role"], "evidence": r["status"]})
+        return {
+            "level": name,
+            "label": first["label"],
+            "region": first["region"],
+            "sequence": first["sequence"],
+            "transitional": first["transitional"],
+            "billing_regions": sorted(_split(first.get("billingRegions"))),
+            "above": _split(first.get("above")),
+            "below": _split(first.get("below")),
+            "codes": codes,
+        }
 
     # ------------------------------------------------------------------ claims, SPARQL, ontology
 
@@ -223,8 +312,7 @@ class KnowledgeService:
         if self._pool is None:
             with self._lock:
                 if self._pool is None and self.graph.build is not None:
-                    self._pool = SparqlPool(self.graph.build.asserted_path, self.graph.build.inferred_path,
-                                            self._sparql_workers)
+                    self._pool = SparqlPool(self.graph.build.asserted_path, self.graph.build.inferred_path, self._sparql_workers)
         if self._pool is None:
             raise InputError("query", "SPARQL needs a graph loaded from a build")
         return self._pool.run(query, accept, timeout, max_rows)
@@ -234,10 +322,16 @@ class KnowledgeService:
 
     def health(self) -> dict[str, Any]:
         build = self.graph.build
-        return {"status": "ok", "build": build.key if build else None,
-                "triples": {"asserted": build.asserted_triples if build else None,
-                            "inferred": build.inferred_triples if build else None},
-                "rules": len(self.validator.rules), "codes": len(self.codes_known)}
+        return {
+            "status": "ok",
+            "build": build.key if build else None,
+            "triples": {
+                "asserted": build.asserted_triples if build else None,
+                "inferred": build.inferred_triples if build else None,
+            },
+            "rules": len(self.validator.rules),
+            "codes": len(self.codes_known),
+        }
 
     def close(self) -> None:
         if self._pool is not None:
@@ -274,19 +368,33 @@ def _fee_row(r: dict[str, Any]) -> dict[str, Any]:
 
     priced = r["status"] != "C"
     return {
-        "year": r["year"], "component": r["component"], "release": r["release"], "source": r["sourceId"],
-        "status": indicator("status", "statusMeaning"), "global_days": indicator("globalDays", "globalMeaning"),
-        "rvu": {"work": r["workRvu"], "pe_non_facility": r["nonFacilityPeRvu"], "pe_facility": r["facilityPeRvu"],
-                "malpractice": r["malpracticeRvu"], "total_non_facility": r["nonFacilityTotalRvu"],
-                "total_facility": r["facilityTotalRvu"]},
+        "year": r["year"],
+        "component": r["component"],
+        "release": r["release"],
+        "source": r["sourceId"],
+        "status": indicator("status", "statusMeaning"),
+        "global_days": indicator("globalDays", "globalMeaning"),
+        "rvu": {
+            "work": r["workRvu"],
+            "pe_non_facility": r["nonFacilityPeRvu"],
+            "pe_facility": r["facilityPeRvu"],
+            "malpractice": r["malpracticeRvu"],
+            "total_non_facility": r["nonFacilityTotalRvu"],
+            "total_facility": r["facilityTotalRvu"],
+        },
         "non_facility_not_applicable": r["nonFacilityNotApplicable"],
         "conversion_factor": r["conversionFactor"],
-        "national_amount": {"non_facility": _money(r.get("nonFacilityAmount")) if priced else None,
-                            "facility": _money(r.get("facilityAmount")) if priced else None,
-                            "note": None if priced else "contractor-priced (status C): the MAC sets the amount"},
-        "indicators": {"multiple_procedure": indicator("multipleProcedure", "multipleProcedureMeaning"),
-                       "bilateral": indicator("bilateral", "bilateralMeaning"),
-                       "assistant": indicator("assistant", "assistantMeaning"),
-                       "co_surgeons": indicator("coSurgeons", "coSurgeonsMeaning"),
-                       "team": indicator("team", "teamMeaning"), "pc_tc": indicator("pcTc", "pcTcMeaning")},
+        "national_amount": {
+            "non_facility": _money(r.get("nonFacilityAmount")) if priced else None,
+            "facility": _money(r.get("facilityAmount")) if priced else None,
+            "note": None if priced else "contractor-priced (status C): the MAC sets the amount",
+        },
+        "indicators": {
+            "multiple_procedure": indicator("multipleProcedure", "multipleProcedureMeaning"),
+            "bilateral": indicator("bilateral", "bilateralMeaning"),
+            "assistant": indicator("assistant", "assistantMeaning"),
+            "co_surgeons": indicator("coSurgeons", "coSurgeonsMeaning"),
+            "team": indicator("team", "teamMeaning"),
+            "pc_tc": indicator("pcTc", "pcTcMeaning"),
+        },
     }

@@ -5,6 +5,7 @@ hence processes rather than threads."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -34,10 +35,18 @@ GRAPH_FORMATS = {
     "application/ld+json": "jsonld",
     "application/rdf+xml": "rdfxml",
 }
-SHORT_NAMES = {"json": "application/sparql-results+json", "xml": "application/sparql-results+xml",
-               "csv": "text/csv", "tsv": "text/tab-separated-values", "turtle": "text/turtle",
-               "ttl": "text/turtle", "nt": "application/n-triples", "ntriples": "application/n-triples",
-               "jsonld": "application/ld+json", "rdfxml": "application/rdf+xml"}
+SHORT_NAMES = {
+    "json": "application/sparql-results+json",
+    "xml": "application/sparql-results+xml",
+    "csv": "text/csv",
+    "tsv": "text/tab-separated-values",
+    "turtle": "text/turtle",
+    "ttl": "text/turtle",
+    "nt": "application/n-triples",
+    "ntriples": "application/n-triples",
+    "jsonld": "application/ld+json",
+    "rdfxml": "application/rdf+xml",
+}
 UPDATE_KEYWORDS = re.compile(r"\b(INSERT|DELETE|LOAD|CLEAR|DROP|CREATE|ADD|MOVE|COPY|WITH)\b", re.IGNORECASE)
 SERVICE_KEYWORD = re.compile(r"\bSERVICE\b", re.IGNORECASE)
 # Strings, IRIs and comments are removed before looking for keywords (a literal may say "delete").
@@ -107,6 +116,7 @@ def negotiate(accept: str | None, form: str) -> str:
 
 # ---------------------------------------------------------------- serialisation (runs in the worker)
 
+
 def _term_json(term: Any) -> dict[str, str]:
     import pyoxigraph as ox
 
@@ -156,11 +166,19 @@ def serialize_solutions(variables: list[str], rows: list[list[Any]], fmt: str) -
     if fmt == "xml":
         head = "".join(f'<variable name="{escape(v)}"/>' for v in variables)
         results = "".join(
-            "<result>" + "".join(f'<binding name="{escape(v)}">{_term_xml(t)}</binding>'
-                                 for v, t in zip(variables, row, strict=True) if t is not None) + "</result>"
-            for row in rows)
-        return ('<?xml version="1.0"?>\n<sparql xmlns="http://www.w3.org/2005/sparql-results#">'
-                f"<head>{head}</head><results>{results}</results></sparql>\n").encode()
+            "<result>"
+            + "".join(
+                f'<binding name="{escape(v)}">{_term_xml(t)}</binding>'
+                for v, t in zip(variables, row, strict=True)
+                if t is not None
+            )
+            + "</result>"
+            for row in rows
+        )
+        return (
+            '<?xml version="1.0"?>\n<sparql xmlns="http://www.w3.org/2005/sparql-results#">'
+            f"<head>{head}</head><results>{results}</results></sparql>\n"
+        ).encode()
     if fmt == "csv":
         lines = [",".join(variables)] + [",".join(_csv_cell(t) for t in row) for row in rows]
         return ("\r\n".join(lines) + "\r\n").encode()
@@ -170,8 +188,10 @@ def serialize_solutions(variables: list[str], rows: list[list[Any]], fmt: str) -
 
 def serialize_boolean(value: bool, fmt: str) -> bytes:
     if fmt == "xml":
-        return ('<?xml version="1.0"?>\n<sparql xmlns="http://www.w3.org/2005/sparql-results#"><head/>'
-                f"<boolean>{'true' if value else 'false'}</boolean></sparql>\n").encode()
+        return (
+            '<?xml version="1.0"?>\n<sparql xmlns="http://www.w3.org/2005/sparql-results#"><head/>'
+            f"<boolean>{'true' if value else 'false'}</boolean></sparql>\n"
+        ).encode()
     if fmt in ("csv", "tsv"):
         return f"{'true' if value else 'false'}\n".encode()
     return b'{"head":{},"boolean":' + (b"true" if value else b"false") + b"}"
@@ -180,8 +200,12 @@ def serialize_boolean(value: bool, fmt: str) -> bytes:
 def serialize_triples(triples: list[Any], fmt: str) -> bytes:
     import pyoxigraph as ox
 
-    formats = {"turtle": ox.RdfFormat.TURTLE, "ntriples": ox.RdfFormat.N_TRIPLES, "jsonld": ox.RdfFormat.JSON_LD,
-               "rdfxml": ox.RdfFormat.RDF_XML}
+    formats = {
+        "turtle": ox.RdfFormat.TURTLE,
+        "ntriples": ox.RdfFormat.N_TRIPLES,
+        "jsonld": ox.RdfFormat.JSON_LD,
+        "rdfxml": ox.RdfFormat.RDF_XML,
+    }
     out = ox.serialize(triples, format=formats[fmt])
     return out if isinstance(out, bytes) else b""
 
@@ -215,7 +239,7 @@ def execute(store: Any, query: str, accept: str | None, max_rows: int) -> Sparql
     media = negotiate(accept, "graph")
     if not media:
         raise SparqlRefused("not acceptable")
-    triples = []
+    triples: list[Any] = []
     truncated = False
     for triple in result:
         if len(triples) >= max_rows:
@@ -228,6 +252,7 @@ def execute(store: Any, query: str, accept: str | None, max_rows: int) -> Sparql
 # ---------------------------------------------------------------- worker processes
 # Workers are plain subprocesses (python -m kg.sparql ASSERTED INFERRED) talking over their stdin and
 # stdout with multiprocessing's framed pickles: no dependence on how the parent was started.
+
 
 def _serve(asserted: str, inferred: str) -> None:
     import os
@@ -258,8 +283,11 @@ def _serve(asserted: str, inferred: str) -> None:
 class _Worker:
     def __init__(self, files: tuple[str, str]) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "kg.sparql", *files], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL)
+            [sys.executable, "-m", "kg.sparql", *files],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         assert self.process.stdin is not None and self.process.stdout is not None
         self.send_conn = Connection(os.dup(self.process.stdin.fileno()))
         self.recv_conn = Connection(os.dup(self.process.stdout.fileno()))
@@ -333,10 +361,8 @@ class SparqlPool:
             workers = list(self._all)
             self._all.clear()
         for worker in workers:
-            try:
+            with contextlib.suppress(OSError):
                 worker.send_conn.send(None)
-            except OSError:
-                pass
             worker.kill()
 
 

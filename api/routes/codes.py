@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 
 from api.deps import ServiceDep
 from api.responses import JSON
-from api.schemas import (BundlesResponse, CodeDetail, CodeSummary, ConflictsResponse, ErrorBody, PairsResponse,
-                         Vertebra, VertebraDetail)
+from api.schemas import (
+    EXAMPLES,
+    BundlesResponse,
+    CodeDetail,
+    CodeSummary,
+    ConflictsResponse,
+    ErrorBody,
+    PairsResponse,
+    Vertebra,
+    VertebraDetail,
+)
 
 router = APIRouter(tags=["codes and anatomy"])
-CodePath = Annotated[str, Path(pattern=r"^[0-9A-Za-z]{5}$", description="a CPT/HCPCS code", examples=["22512"])]
-NOT_FOUND = {404: {"model": ErrorBody, "description": "unknown code, with the closest known codes"}}
+CodePath = Annotated[str, Path(pattern=r"^[0-9A-Za-z]{5}$", description="a CPT/HCPCS code", examples=[EXAMPLES["code"]])]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "unknown code, with the closest known codes"}
+}
 
 
 @router.get("/codes", response_model=list[CodeSummary], summary="List codes, optionally filtered")
@@ -27,27 +38,43 @@ async def list_codes(
     return JSON(service.codes(family, kind, region, status))
 
 
-@router.get("/codes/{code}", response_model=CodeDetail, responses=NOT_FOUND,
-            summary="Everything about one code: kind, family, regions, dates, RVUs and amounts, indicators, modifiers, "
-                    "documentation, denial reasons, sources")
+@router.get(
+    "/codes/{code}",
+    response_model=CodeDetail,
+    responses=NOT_FOUND,
+    summary="Everything about one code: kind, family, regions, dates, RVUs and amounts, indicators, modifiers, "
+    "documentation, denial reasons, sources",
+)
 async def get_code(code: CodePath, service: ServiceDep) -> JSON:
     return JSON(service.code(code))
 
 
-@router.get("/codes/{code}/pairs", response_model=PairsResponse, responses=NOT_FOUND,
-            summary="What pairs with a code: an add-on's primaries, or a primary's add-ons")
+@router.get(
+    "/codes/{code}/pairs",
+    response_model=PairsResponse,
+    responses=NOT_FOUND,
+    summary="What pairs with a code: an add-on's primaries, or a primary's add-ons",
+)
 async def get_pairs(code: CodePath, service: ServiceDep) -> JSON:
     return JSON(service.pairs(code))
 
 
-@router.get("/codes/{code}/bundles", response_model=BundlesResponse, responses=NOT_FOUND,
-            summary="What a code includes or is included in, with same-level conditions and bypass modifiers")
+@router.get(
+    "/codes/{code}/bundles",
+    response_model=BundlesResponse,
+    responses=NOT_FOUND,
+    summary="What a code includes or is included in, with same-level conditions and bypass modifiers",
+)
 async def get_bundles(code: CodePath, service: ServiceDep) -> JSON:
     return JSON(service.bundles(code))
 
 
-@router.get("/codes/{code}/conflicts", response_model=ConflictsResponse, responses=NOT_FOUND,
-            summary="Codes that must not be billed with this one in the same session (or at the same level)")
+@router.get(
+    "/codes/{code}/conflicts",
+    response_model=ConflictsResponse,
+    responses=NOT_FOUND,
+    summary="Codes that must not be billed with this one in the same session (or at the same level)",
+)
 async def get_conflicts(code: CodePath, service: ServiceDep) -> JSON:
     return JSON(service.conflicts(code))
 
@@ -57,10 +84,11 @@ async def list_vertebrae(service: ServiceDep) -> JSON:
     return JSON(service.vertebrae())
 
 
-@router.get("/vertebrae/{level}", response_model=VertebraDetail,
-            responses={404: {"model": ErrorBody, "description": "not a vertebra"}},
-            summary="One level: region, billing regions, neighbours, and the codes for each procedure there")
-async def get_vertebra(
-    level: Annotated[str, Path(max_length=10, examples=["L6"])], service: ServiceDep
-) -> JSON:
+@router.get(
+    "/vertebrae/{level}",
+    response_model=VertebraDetail,
+    responses={404: {"model": ErrorBody, "description": "not a vertebra"}},
+    summary="One level: region, billing regions, neighbours, and the codes for each procedure there",
+)
+async def get_vertebra(level: Annotated[str, Path(max_length=10, examples=["L6"])], service: ServiceDep) -> JSON:
     return JSON(service.vertebra(level))

@@ -25,13 +25,21 @@ def _run(service: ServiceDep, name: str, params: dict[str, str]) -> JSON:
     return JSON({"query": name, "columns": columns, "rows": rows})
 
 
-@router.get("/{name}", response_model=QueryResult, responses={422: {"model": ErrorBody}},
-            summary="Run a named query; parameters as query-string values (e.g. ?code=22512)")
+@router.get(
+    "/{name}",
+    response_model=QueryResult,
+    responses={422: {"model": ErrorBody}},
+    summary="Run a named query; parameters as query-string values (e.g. ?code=22512)",
+)
 async def run_get(name: NamePath, request: Request, service: ServiceDep) -> JSON:
     return _run(service, name, dict(request.query_params))
 
 
-@router.post("/{name}", response_model=QueryResult, responses={422: {"model": ErrorBody}},
-             summary="Run a named query; parameters in a JSON body")
+@router.post(
+    "/{name}",
+    response_model=QueryResult,
+    responses={422: {"model": ErrorBody}},
+    summary="Run a named query; parameters in a JSON body",
+)
 async def run_post(name: NamePath, body: QueryParams, service: ServiceDep) -> JSON:
     return _run(service, name, body.params)

@@ -4,7 +4,7 @@ a service description when no query is given."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Query, Request
@@ -19,11 +19,20 @@ from kg.sparql import SHORT_NAMES
 
 router = APIRouter(tags=["SPARQL"])
 
-SPARQL_RESPONSES = {
-    200: {"description": "results", "content": {
-        "application/sparql-results+json": {}, "application/sparql-results+xml": {}, "text/csv": {},
-        "text/tab-separated-values": {}, "text/turtle": {}, "application/n-triples": {}, "application/ld+json": {},
-        "application/rdf+xml": {}}},
+SPARQL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "results",
+        "content": {
+            "application/sparql-results+json": {},
+            "application/sparql-results+xml": {},
+            "text/csv": {},
+            "text/tab-separated-values": {},
+            "text/turtle": {},
+            "application/n-triples": {},
+            "application/ld+json": {},
+            "application/rdf+xml": {},
+        },
+    },
     400: {"description": "the query does not parse"},
     403: {"description": "updates, LOAD and SERVICE are refused"},
     406: {"description": "no acceptable result format"},
@@ -33,8 +42,16 @@ SPARQL_RESPONSES = {
 
 def service_description(base: str) -> str:
     endpoint = base.rstrip("/") + "/sparql"
-    formats = ["SPARQL_Results_JSON", "SPARQL_Results_XML", "SPARQL_Results_CSV", "SPARQL_Results_TSV", "Turtle",
-               "N-Triples", "JSON-LD", "RDF_XML"]
+    formats = [
+        "SPARQL_Results_JSON",
+        "SPARQL_Results_XML",
+        "SPARQL_Results_CSV",
+        "SPARQL_Results_TSV",
+        "Turtle",
+        "N-Triples",
+        "JSON-LD",
+        "RDF_XML",
+    ]
     lines = [
         "@prefix sd: <http://www.w3.org/ns/sparql-service-description#> .",
         "@prefix fmt: <http://www.w3.org/ns/formats/> .",
@@ -54,8 +71,14 @@ def service_description(base: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-async def _answer(query: str | None, accept: str | None, fmt: str | None, request: Request, service: KnowledgeService,
-                  settings: Settings) -> Response:
+async def _answer(
+    query: str | None,
+    accept: str | None,
+    fmt: str | None,
+    request: Request,
+    service: KnowledgeService,
+    settings: Settings,
+) -> Response:
     if query is None or not query.strip():
         return Response(service_description(str(request.base_url)), media_type="text/turtle")
     if len(query) > settings.max_query_length:
@@ -64,8 +87,7 @@ async def _answer(query: str | None, accept: str | None, fmt: str | None, reques
         if fmt.lower() not in SHORT_NAMES:
             raise InputError("format", f"{fmt!r} is not a result format; use one of {', '.join(sorted(SHORT_NAMES))}")
         accept = SHORT_NAMES[fmt.lower()]
-    result = await run_in_threadpool(service.sparql, query, accept, settings.sparql_timeout_seconds,
-                                     settings.sparql_max_rows)
+    result = await run_in_threadpool(service.sparql, query, accept, settings.sparql_timeout_seconds, settings.sparql_max_rows)
     headers = {"Vary": "Accept"}
     if result.truncated:
         headers["X-SPARQL-MaxRows"] = str(settings.sparql_max_rows)
@@ -73,24 +95,43 @@ async def _answer(query: str | None, accept: str | None, fmt: str | None, reques
     return Response(result.body, media_type=result.media_type, headers=headers)
 
 
-@router.get("/sparql", responses=SPARQL_RESPONSES,
-            summary="SPARQL query via GET (?query=); without a query, the service description")
+@router.get(
+    "/sparql",
+    responses=SPARQL_RESPONSES,
+    summary="SPARQL query via GET (?query=); without a query, the service description",
+)
 async def sparql_get(
-    request: Request, service: ServiceDep, settings: SettingsDep,
-    query: Annotated[str | None, Query(description="a SPARQL 1.1 query",
-                                       examples=["SELECT ?addon WHERE { ?addon <https://w3id.org/spinekg/vocab/addOnFor> "
-                                                 "<https://w3id.org/spinekg/code/cpt/22510> }"])] = None,
+    request: Request,
+    service: ServiceDep,
+    settings: SettingsDep,
+    query: Annotated[
+        str | None,
+        Query(
+            description="a SPARQL 1.1 query",
+            examples=[
+                "SELECT ?addon WHERE { ?addon <https://w3id.org/spinekg/vocab/addOnFor> "
+                "<https://w3id.org/spinekg/code/cpt/22510> }"
+            ],
+        ),
+    ] = None,
     format: Annotated[str | None, Query(description="override Accept: json, xml, csv, tsv, turtle, nt, jsonld, rdfxml")] = None,
 ) -> Response:
     return await _answer(query, request.headers.get("accept"), format, request, service, settings)
 
 
-@router.post("/sparql", responses=SPARQL_RESPONSES,
-             openapi_extra={"requestBody": {"content": {
-                 "application/sparql-query": {"schema": {"type": "string"}},
-                 "application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": {
-                     "query": {"type": "string"}}}}}}},
-             summary="SPARQL query via POST: a form field 'query' or an application/sparql-query body")
+@router.post(
+    "/sparql",
+    responses=SPARQL_RESPONSES,
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/sparql-query": {"schema": {"type": "string"}},
+                "application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": {"query": {"type": "string"}}}},
+            }
+        }
+    },
+    summary="SPARQL query via POST: a form field 'query' or an application/sparql-query body",
+)
 async def sparql_post(request: Request, service: ServiceDep, settings: SettingsDep) -> Response:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body = await request.body()
@@ -106,16 +147,25 @@ async def sparql_post(request: Request, service: ServiceDep, settings: SettingsD
     elif content_type in ("application/x-www-form-urlencoded", ""):
         form = parse_qs(text)
         if "update" in form:
-            return Response('{"detail":"updates are refused: the SPARQL endpoint is read-only","field":"update"}',
-                            status_code=403, media_type="application/json")
-        query = (form.get("query") or [None])[0]
-        fmt = fmt or (form.get("format") or [None])[0]
+            return Response(
+                '{"detail":"updates are refused: the SPARQL endpoint is read-only","field":"update"}',
+                status_code=403,
+                media_type="application/json",
+            )
+        query = form["query"][0] if form.get("query") else None
+        fmt = fmt or (form["format"][0] if form.get("format") else None)
         if query is None:
             raise InputError("query", "the form has no 'query' field")
     elif content_type == "application/sparql-update":
-        return Response('{"detail":"updates are refused: the SPARQL endpoint is read-only","field":"update"}',
-                        status_code=403, media_type="application/json")
+        return Response(
+            '{"detail":"updates are refused: the SPARQL endpoint is read-only","field":"update"}',
+            status_code=403,
+            media_type="application/json",
+        )
     else:
-        return Response('{"detail":"send application/sparql-query or a form with a query field","field":"Content-Type"}',
-                        status_code=415, media_type="application/json")
+        return Response(
+            '{"detail":"send application/sparql-query or a form with a query field","field":"Content-Type"}',
+            status_code=415,
+            media_type="application/json",
+        )
     return await _answer(query, request.headers.get("accept"), fmt, request, service, settings)

@@ -152,12 +152,19 @@ class DateWindow(Checker):
             else:
                 alt = f"Remove the {line.code} line: no code took its place for this date of service."
                 repairs = (Repair("remove-line", line.index),)
-            out.append(self.rule.finding(
-                (line.index,),
-                {"code": line.code, "date": boundary.isoformat(), "dos": ctx.dos.isoformat(), "alternative_fix": alt,
-                 "line": line.index},
-                repairs=repairs,
-            ))
+            out.append(
+                self.rule.finding(
+                    (line.index,),
+                    {
+                        "code": line.code,
+                        "date": boundary.isoformat(),
+                        "dos": ctx.dos.isoformat(),
+                        "alternative_fix": alt,
+                        "line": line.index,
+                    },
+                    repairs=repairs,
+                )
+            )
 
 
 class RequiresAny(Checker):
@@ -179,11 +186,13 @@ class RequiresAny(Checker):
             if partners is None or not partners.isdisjoint(ctx.by_code):
                 continue
             for line in lines:
-                out.append(self.rule.finding(
-                    (line.index,),
-                    {"code": code, "partners": either(sorted(partners)), "line": line.index},
-                    repairs=self._repair(line, partners),
-                ))
+                out.append(
+                    self.rule.finding(
+                        (line.index,),
+                        {"code": code, "partners": either(sorted(partners)), "line": line.index},
+                        repairs=self._repair(line, partners),
+                    )
+                )
 
     def _repair(self, line: Line, partners: frozenset[str]) -> tuple[Repair, ...]:
         """Bill the first named body with the primary that covers it; the rest stay add-on units."""
@@ -224,12 +233,19 @@ class WrongPartner(Checker):
                     continue
                 for line in lines:
                     repairs = (Repair("replace-code", line.index, code=next(iter(correct))),) if len(correct) == 1 else ()
-                    out.append(self.rule.finding(
-                        (line.index, other_lines[0].index),
-                        {"code": code, "partners": either(sorted(partners)), "other": other,
-                         "correct": either(sorted(correct)), "line": line.index},
-                        repairs=repairs,
-                    ))
+                    out.append(
+                        self.rule.finding(
+                            (line.index, other_lines[0].index),
+                            {
+                                "code": code,
+                                "partners": either(sorted(partners)),
+                                "other": other,
+                                "correct": either(sorted(correct)),
+                                "line": line.index,
+                            },
+                            repairs=repairs,
+                        )
+                    )
                 break
 
 
@@ -247,17 +263,24 @@ class ExclusivePair(Checker):
     def check(self, ctx: Context, out: list[Finding]) -> None:
         lines = [ln for ln in ctx.lines if ln.code in self.excludes]
         for i, first in enumerate(lines):
-            for later in lines[i + 1:]:
+            for later in lines[i + 1 :]:
                 hit = self.excludes[first.code].get(later.code)
                 if hit is None:
                     continue
                 family, addon = hit
                 repairs = (Repair("replace-code", later.index, code=addon),) if addon else ()
-                out.append(self.rule.finding(
-                    (first.index, later.index),
-                    {"code": first.code, "other": later.code, "family": family, "addon": addon or "the family add-on"},
-                    repairs=repairs,
-                ))
+                out.append(
+                    self.rule.finding(
+                        (first.index, later.index),
+                        {
+                            "code": first.code,
+                            "other": later.code,
+                            "family": family,
+                            "addon": addon or "the family add-on",
+                        },
+                        repairs=repairs,
+                    )
+                )
 
 
 class MaxUnits(Checker):
@@ -280,13 +303,22 @@ class MaxUnits(Checker):
                 if total <= maximum:
                     continue
                 lines = ctx.by_code[code]
-                out.append(self.rule.finding(
-                    tuple(ln.index for ln in lines),
-                    {"code": code, "units": total, "max": maximum, "limit_kind": f"the {kind}",
-                     "rationale": row["rationale"], "fix_hint": row["fixHint"]},
-                    status=str(row["status"]), sources=sources,
-                    repairs=self._repair(lines, maximum, row.get("addon")),
-                ))
+                out.append(
+                    self.rule.finding(
+                        tuple(ln.index for ln in lines),
+                        {
+                            "code": code,
+                            "units": total,
+                            "max": maximum,
+                            "limit_kind": f"the {kind}",
+                            "rationale": row["rationale"],
+                            "fix_hint": row["fixHint"],
+                        },
+                        status=str(row["status"]),
+                        sources=sources,
+                        repairs=self._repair(lines, maximum, row.get("addon")),
+                    )
+                )
 
     @staticmethod
     def _repair(lines: list[Line], maximum: int, addon: Any) -> tuple[Repair, ...]:
@@ -319,8 +351,7 @@ class GroupMaxUnits(Checker):
         for r in rows:
             groups[str(r["group"])].append(r)
         self.groups = [
-            (name, frozenset(str(r["code"]) for r in g), int(g[0]["maxUnits"]), g[0], _sources(g))
-            for name, g in groups.items()
+            (name, frozenset(str(r["code"]) for r in g), int(g[0]["maxUnits"]), g[0], _sources(g)) for name, g in groups.items()
         ]
 
     def check(self, ctx: Context, out: list[Finding]) -> None:
@@ -329,11 +360,20 @@ class GroupMaxUnits(Checker):
             total = sum(ctx.units[c] for c in present)
             if total > maximum:
                 lines = tuple(ln.index for ln in ctx.lines if ln.code in present)
-                out.append(self.rule.finding(
-                    lines, {"units": total, "max": maximum, "group": name, "rationale": row["rationale"],
-                            "fix_hint": row["fixHint"]},
-                    status=str(row["status"]), sources=sources,
-                ))
+                out.append(
+                    self.rule.finding(
+                        lines,
+                        {
+                            "units": total,
+                            "max": maximum,
+                            "group": name,
+                            "rationale": row["rationale"],
+                            "fix_hint": row["fixHint"],
+                        },
+                        status=str(row["status"]),
+                        sources=sources,
+                    )
+                )
 
 
 class UnitsMatchLevels(Checker):
@@ -350,12 +390,19 @@ class UnitsMatchLevels(Checker):
             if line.levels and line.code in self.codes:
                 count = len(set(line.levels))
                 if count != line.units:
-                    out.append(self.rule.finding(
-                        (line.index,),
-                        {"code": line.code, "line": line.index, "units": line.units, "count": count,
-                         "levels": level_span(line.levels)},
-                        repairs=(Repair("set-units", line.index, units=count, levels=tuple(dict.fromkeys(line.levels))),),
-                    ))
+                    out.append(
+                        self.rule.finding(
+                            (line.index,),
+                            {
+                                "code": line.code,
+                                "line": line.index,
+                                "units": line.units,
+                                "count": count,
+                                "levels": level_span(line.levels),
+                            },
+                            repairs=(Repair("set-units", line.index, units=count, levels=tuple(dict.fromkeys(line.levels))),),
+                        )
+                    )
 
 
 class LevelOnce(Checker):
@@ -382,15 +429,22 @@ class LevelOnce(Checker):
             remaining = list(later.levels)
             remaining.remove(level)
             repairs = (
-                (Repair("remove-line", later.index),) if not remaining
+                (Repair("remove-line", later.index),)
+                if not remaining
                 else (Repair("set-units", later.index, units=max(1, later.units - 1), levels=tuple(remaining)),)
             )
-            out.append(self.rule.finding(
-                tuple(dict.fromkeys(ln.index for ln in lines)),
-                {"level": level, "family": family, "lines": ", ".join(str(ln.index) for ln in lines),
-                 "later_line": later.index},
-                repairs=repairs,
-            ))
+            out.append(
+                self.rule.finding(
+                    tuple(dict.fromkeys(ln.index for ln in lines)),
+                    {
+                        "level": level,
+                        "family": family,
+                        "lines": ", ".join(str(ln.index) for ln in lines),
+                        "later_line": later.index,
+                    },
+                    repairs=repairs,
+                )
+            )
 
 
 class LevelCoverage(Checker):
@@ -443,14 +497,20 @@ class LevelCoverage(Checker):
             replacement = self._replacement(line, wrong, ctx.dos)
             for level in wrong:
                 cands = self.candidates(line.code, level, ctx.dos)
-                out.append(self.rule.finding(
-                    (line.index,),
-                    {"code": line.code, "level": level, "line": line.index,
-                     "region": self.shared.vertebra_region.get(level, "another region"),
-                     "procedure": either(sorted(self.procedures[line.code])),
-                     "candidates": either(cands) if cands else "no specific code"},
-                    repairs=replacement,
-                ))
+                out.append(
+                    self.rule.finding(
+                        (line.index,),
+                        {
+                            "code": line.code,
+                            "level": level,
+                            "line": line.index,
+                            "region": self.shared.vertebra_region.get(level, "another region"),
+                            "procedure": either(sorted(self.procedures[line.code])),
+                            "candidates": either(cands) if cands else "no specific code",
+                        },
+                        repairs=replacement,
+                    )
+                )
 
     def _replacement(self, line: Line, wrong: list[str], dos: date) -> tuple[Repair, ...]:
         if len(wrong) != len(line.levels):
@@ -486,12 +546,20 @@ class LevelNote(Checker):
                 if hit is None:
                     continue
                 row, sources = hit
-                out.append(self.rule.finding(
-                    (line.index,),
-                    {"code": line.code, "level": level, "note": row["note"], "fix_hint": row.get("fixHint") or "",
-                     "line": line.index},
-                    status=str(row["status"]), sources=sources,
-                ))
+                out.append(
+                    self.rule.finding(
+                        (line.index,),
+                        {
+                            "code": line.code,
+                            "level": level,
+                            "note": row["note"],
+                            "fix_hint": row.get("fixHint") or "",
+                            "line": line.index,
+                        },
+                        status=str(row["status"]),
+                        sources=sources,
+                    )
+                )
 
 
 class ForbiddenModifier(Checker):
@@ -512,8 +580,7 @@ class ForbiddenModifier(Checker):
             target = self.specific if year is None else self.by_year[year]
             target.setdefault((code, mod), (group[0], _sources(group)))
         self.years = sorted(self.by_year)
-        self.codes = frozenset(c for c, _ in self.specific) | frozenset(
-            c for table in self.by_year.values() for c, _ in table)
+        self.codes = frozenset(c for c, _ in self.specific) | frozenset(c for table in self.by_year.values() for c, _ in table)
 
     def year_for(self, dos: date) -> int | None:
         """The fee schedule year in force: the latest year on or before the date, else the earliest."""
@@ -530,13 +597,21 @@ class ForbiddenModifier(Checker):
                 if hit is None:
                     continue
                 row, sources = hit
-                out.append(self.rule.finding(
-                    (line.index,),
-                    {"code": line.code, "modifier": mod, "rationale": row["rationale"], "fix_hint": row["fixHint"],
-                     "line": line.index},
-                    status=str(row["status"]), sources=sources,
-                    repairs=(Repair("drop-modifier", line.index, modifier=mod),),
-                ))
+                out.append(
+                    self.rule.finding(
+                        (line.index,),
+                        {
+                            "code": line.code,
+                            "modifier": mod,
+                            "rationale": row["rationale"],
+                            "fix_hint": row["fixHint"],
+                            "line": line.index,
+                        },
+                        status=str(row["status"]),
+                        sources=sources,
+                        repairs=(Repair("drop-modifier", line.index, modifier=mod),),
+                    )
+                )
 
 
 def _bundle_table(rows: list[Row]) -> dict[str, list[tuple[str, Row, tuple[str, ...], frozenset[str]]]]:
@@ -578,14 +653,26 @@ class SameLevelBundle(Checker):
                 if not shared:
                     continue
                 remaining = tuple(lv for lv in line.levels if lv not in treated)
-                repair = (Repair("remove-line", line.index) if not remaining
-                          else Repair("set-units", line.index, units=max(1, line.units - len(shared)), levels=remaining))
-                out.append(self.rule.finding(
-                    (line.index, *(o.index for o in others if treated.intersection(o.levels))),
-                    {"component": line.code, "comprehensive": comprehensive, "levels": level_span(shared),
-                     "rationale": row["rationale"], "fix_hint": row["fixHint"]},
-                    status=str(row["status"]), sources=sources, repairs=(repair,),
-                ))
+                repair = (
+                    Repair("remove-line", line.index)
+                    if not remaining
+                    else Repair("set-units", line.index, units=max(1, line.units - len(shared)), levels=remaining)
+                )
+                out.append(
+                    self.rule.finding(
+                        (line.index, *(o.index for o in others if treated.intersection(o.levels))),
+                        {
+                            "component": line.code,
+                            "comprehensive": comprehensive,
+                            "levels": level_span(shared),
+                            "rationale": row["rationale"],
+                            "fix_hint": row["fixHint"],
+                        },
+                        status=str(row["status"]),
+                        sources=sources,
+                        repairs=(repair,),
+                    )
+                )
 
 
 class DistinctLevelModifier(Checker):
@@ -599,8 +686,11 @@ class DistinctLevelModifier(Checker):
 
     def check(self, ctx: Context, out: list[Finding]) -> None:
         for line in ctx.lines:
-            edits = [(c, row, sources, bypass) for c, row, sources, bypass in self.table.get(line.code, ())
-                     if c in ctx.by_code and bypass and _in_force(row, ctx.dos)]
+            edits = [
+                (c, row, sources, bypass)
+                for c, row, sources, bypass in self.table.get(line.code, ())
+                if c in ctx.by_code and bypass and _in_force(row, ctx.dos)
+            ]
             if not edits:
                 continue
             others = [o for c, *_ in edits for o in ctx.by_code[c]]
@@ -614,21 +704,34 @@ class DistinctLevelModifier(Checker):
             status = "verified" if "verified" in statuses else sorted(statuses)[0]
             comprehensive = either(sorted({e[0] for e in edits}))
             if line.levels and all(o.levels for o in others):
-                where = (f"{line.code} is at {level_span(line.levels)} and {comprehensive} at "
-                         f"{level_span(sorted(treated, key=self._order))}: different levels, which an NCCI edit pairing "
-                         "the codes accepts only with a distinct-service modifier.")
+                where = (
+                    f"{line.code} is at {level_span(line.levels)} and {comprehensive} at "
+                    f"{level_span(sorted(treated, key=self._order))}: different levels, which an NCCI edit pairing "
+                    "the codes accepts only with a distinct-service modifier."
+                )
                 repairs: tuple[Repair, ...] = (Repair("add-modifier", line.index, modifier=self._preferred(bypass)),)
             else:
-                where = ("the levels are not named on both lines, so it cannot be told whether it was the same level "
-                         "(included) or another level (billable with a modifier).")
+                where = (
+                    "the levels are not named on both lines, so it cannot be told whether it was the same level "
+                    "(included) or another level (billable with a modifier)."
+                )
                 repairs = ()
             sources = tuple(dict.fromkeys(s for e in edits for s in e[2]))
-            out.append(self.rule.finding(
-                (line.index, *dict.fromkeys(o.index for o in others)),
-                {"component": line.code, "comprehensive": comprehensive, "bypass": either(sorted(bypass)),
-                 "first_bypass": self._preferred(bypass), "where": where},
-                status=status, sources=sources, repairs=repairs,
-            ))
+            out.append(
+                self.rule.finding(
+                    (line.index, *dict.fromkeys(o.index for o in others)),
+                    {
+                        "component": line.code,
+                        "comprehensive": comprehensive,
+                        "bypass": either(sorted(bypass)),
+                        "first_bypass": self._preferred(bypass),
+                        "where": where,
+                    },
+                    status=status,
+                    sources=sources,
+                    repairs=repairs,
+                )
+            )
 
     def _order(self, level: str) -> int:
         return self.shared.vertebra_index.get(level, 0)
@@ -654,12 +757,20 @@ class SessionBundle(Checker):
                 others = ctx.by_code.get(comprehensive)
                 if not others or not _in_force(row, ctx.dos) or bypass.intersection(line.modifiers):
                     continue
-                out.append(self.rule.finding(
-                    (line.index, others[0].index),
-                    {"component": line.code, "comprehensive": comprehensive, "rationale": row["rationale"],
-                     "fix_hint": row["fixHint"]},
-                    status=str(row["status"]), sources=sources, repairs=(Repair("remove-line", line.index),),
-                ))
+                out.append(
+                    self.rule.finding(
+                        (line.index, others[0].index),
+                        {
+                            "component": line.code,
+                            "comprehensive": comprehensive,
+                            "rationale": row["rationale"],
+                            "fix_hint": row["fixHint"],
+                        },
+                        status=str(row["status"]),
+                        sources=sources,
+                        repairs=(Repair("remove-line", line.index),),
+                    )
+                )
                 break
 
 
@@ -674,8 +785,12 @@ class KnownModifiers(Checker):
         for line in ctx.lines:
             for mod in line.modifiers:
                 if mod not in self.modifiers:
-                    out.append(self.rule.finding(
-                        (line.index,), {"modifier": mod, "line": line.index, "known": ", ".join(sorted(self.modifiers))}))
+                    out.append(
+                        self.rule.finding(
+                            (line.index,),
+                            {"modifier": mod, "line": line.index, "known": ", ".join(sorted(self.modifiers))},
+                        )
+                    )
 
 
 class LevelsRequired(Checker):
@@ -720,18 +835,41 @@ class CrossRegionNote(Checker):
             if not all(sets) or set.intersection(*sets):
                 continue  # one primary covers every level (or a level no primary covers: the region rule reports it)
             primaries = sorted(set().union(*sets))
-            out.append(self.rule.finding(
-                tuple(ln.index for ln in lines),
-                {"family": family, "levels": level_span(levels), "primaries": either(primaries),
-                 "addon": self.addon[family]},
-            ))
+            out.append(
+                self.rule.finding(
+                    tuple(ln.index for ln in lines),
+                    {
+                        "family": family,
+                        "levels": level_span(levels),
+                        "primaries": either(primaries),
+                        "addon": self.addon[family],
+                    },
+                )
+            )
 
 
 CHECKERS: dict[str, type[Checker]] = {
     cls.kind: cls
-    for cls in (KnownCodes, DateWindow, RequiresAny, WrongPartner, ExclusivePair, MaxUnits, GroupMaxUnits,
-                UnitsMatchLevels, LevelOnce, LevelCoverage, LevelNote, ForbiddenModifier, SameLevelBundle,
-                DistinctLevelModifier, SessionBundle, KnownModifiers, LevelsRequired, CrossRegionNote)
+    for cls in (
+        KnownCodes,
+        DateWindow,
+        RequiresAny,
+        WrongPartner,
+        ExclusivePair,
+        MaxUnits,
+        GroupMaxUnits,
+        UnitsMatchLevels,
+        LevelOnce,
+        LevelCoverage,
+        LevelNote,
+        ForbiddenModifier,
+        SameLevelBundle,
+        DistinctLevelModifier,
+        SessionBundle,
+        KnownModifiers,
+        LevelsRequired,
+        CrossRegionNote,
+    )
 }
 
 CheckFn = Callable[[Context, list[Finding]], None]

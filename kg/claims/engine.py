@@ -35,8 +35,13 @@ class ClaimValidator:
             for alt in filter(None, str(row.get("altLabels") or "").split("|")):
                 self.vertebrae[alt.strip().upper()] = name
         self.sources = {
-            str(r["sourceId"]): {"id": str(r["sourceId"]), "title": r["title"], "url": r.get("url"),
-                                 "year": r.get("year"), "tier": r["tier"]}
+            str(r["sourceId"]): {
+                "id": str(r["sourceId"]),
+                "title": r["title"],
+                "url": r.get("url"),
+                "year": r.get("year"),
+                "tier": r["tier"],
+            }
             for r in get_query("sources").run(graph).values()
         }
         self.rules: list[Rule] = []
@@ -115,8 +120,15 @@ class ClaimValidator:
         if sources is None:
             sources = [self.sources[s] for s in f.sources if s in self.sources]
             self._source_cache[f.sources] = sources
-        return {"rule": f.rule, "severity": f.severity, "lines": list(f.lines), "message": f.message,
-                "fix": f.fix, "evidence": f.status, "sources": sources}
+        return {
+            "rule": f.rule,
+            "severity": f.severity,
+            "lines": list(f.lines),
+            "message": f.message,
+            "fix": f.fix,
+            "evidence": f.status,
+            "sources": sources,
+        }
 
     # ------------------------------------------------------------------ suggestions
 
@@ -131,8 +143,7 @@ class ClaimValidator:
                 return {"lines": [ln.as_json() for _, ln in work], "changes": changes}
             if any(not f.repairs for f in errors):
                 return None
-            repairs = sorted(((f.priority, r.line, n, r) for f in errors for n, r in enumerate(f.repairs)),
-                             key=lambda t: t[:3])
+            repairs = sorted(((f.priority, r.line, n, r) for f in errors for n, r in enumerate(f.repairs)), key=lambda t: t[:3])
             by_index = {ln.index: (origin, ln) for origin, ln in work}
             replaced: dict[int, list[tuple[int | None, Line]]] = {}
             for _, _, _, repair in repairs:
@@ -145,8 +156,7 @@ class ClaimValidator:
             merged: list[tuple[int | None, Line]] = []
             for origin, ln in work:
                 merged.extend(replaced.get(ln.index, [(origin, ln)]))
-            work = [(origin, Line(i + 1, ln.code, ln.modifiers, ln.units, ln.levels))
-                    for i, (origin, ln) in enumerate(merged)]
+            work = [(origin, Line(i + 1, ln.code, ln.modifiers, ln.units, ln.levels)) for i, (origin, ln) in enumerate(merged)]
             if not work:
                 return None
             current = Claim([ln for _, ln in work], claim.date_of_service, claim.place_of_service, claim.id)
@@ -173,8 +183,7 @@ def _apply(repair: Repair, line: Line) -> tuple[list[Line], str]:
     elif action == "set-units" and repair.units:
         new = Line(line.index, line.code, line.modifiers, repair.units, repair.levels or line.levels)
     elif action == "drop-modifier":
-        new = Line(line.index, line.code, tuple(m for m in line.modifiers if m != repair.modifier), line.units,
-                   line.levels)
+        new = Line(line.index, line.code, tuple(m for m in line.modifiers if m != repair.modifier), line.units, line.levels)
     elif action == "add-modifier" and repair.modifier:
         new = Line(line.index, line.code, (*line.modifiers, repair.modifier), line.units, line.levels)
     elif action == "split" and repair.new_lines:

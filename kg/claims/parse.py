@@ -37,9 +37,8 @@ def parse_claim(obj: Any, vertebrae: Mapping[str, str], today: date | None = Non
     dos = obj.get("date_of_service")
     when = (today or date.today()) if dos is None else parse_date(dos, "date_of_service")
     pos = obj.get("place_of_service")
-    if pos is not None:
-        if not isinstance(pos, str) or not PLACE_OF_SERVICE.fullmatch(pos):
-            raise InputError("place_of_service", f"{pos!r} is not a two-digit CMS place-of-service code")
+    if pos is not None and (not isinstance(pos, str) or not PLACE_OF_SERVICE.fullmatch(pos)):
+        raise InputError("place_of_service", f"{pos!r} is not a two-digit CMS place-of-service code")
     claim_id = obj.get("id")
     if claim_id is not None and not isinstance(claim_id, str | int):
         raise InputError("id", "an id is a string or a number")
@@ -75,7 +74,7 @@ def _parse_line(raw: Any, i: int, vertebrae: Mapping[str, str]) -> Line:
     if levels_raw is None:
         levels_raw = []
     if not isinstance(levels_raw, list):
-        raise InputError(f"{where}.levels", "levels are a list of vertebra names such as [\"L3\", \"L4\"]")
+        raise InputError(f"{where}.levels", 'levels are a list of vertebra names such as ["L3", "L4"]')
     levels = []
     for j, level in enumerate(levels_raw):
         name = vertebrae.get(level.strip().upper()) if isinstance(level, str) else None

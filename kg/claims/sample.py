@@ -15,7 +15,7 @@ def random_claims(validator: ClaimValidator, n: int, seed: int = 1, mistake_rate
     """``mistake_rate`` of the claims get random extra lines, modifiers or codes (most of them are
     then invalid); the rest follow the usual shape: a primary and its add-on over neighbouring
     levels that the codes cover, sometimes with sedation."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - sample data, not security
     codes = sorted(next(c for c in validator.checkers if isinstance(c, KnownCodes)).codes)
     modifiers = sorted(next(c for c in validator.checkers if isinstance(c, KnownModifiers)).modifiers)
     addons = next(c for c in validator.checkers if isinstance(c, RequiresAny)).partners
@@ -25,12 +25,18 @@ def random_claims(validator: ClaimValidator, n: int, seed: int = 1, mistake_rate
     windows = [c.window for c in validator.checkers if isinstance(c, DateWindow)]
 
     def current(code: str, when: date) -> bool:
-        return all(not (w.get(code, (None, None))[1] and when >= w[code][1]) and
-                   not (w.get(code, (None, None))[0] and when < w[code][0]) for w in windows)
+        for window in windows:
+            start, end = window.get(code, (None, None))
+            if (end is not None and when >= end) or (start is not None and when < start):
+                return False
+        return True
 
     today = date(2026, 1, 1)
-    families = [(a, sorted(p for p in addons[a] if p in coverage and current(p, today)))
-                for a in sorted(addons) if a in coverage and current(a, today)]
+    families = [
+        (a, sorted(p for p in addons[a] if p in coverage and current(p, today)))
+        for a in sorted(addons)
+        if a in coverage and current(a, today)
+    ]
     families = [(a, ps) for a, ps in families if ps]
     start = date(2017, 1, 1)
     claims = []
@@ -40,7 +46,7 @@ def random_claims(validator: ClaimValidator, n: int, seed: int = 1, mistake_rate
         addon, primaries = rng.choice(families)
         primary = rng.choice(primaries)
         first = rng.choice(sorted(coverage[primary], key=index.__getitem__))
-        after = [v for v in order[index[first]:] if v in coverage[addon]][: rng.randint(0, 2)]
+        after = [v for v in order[index[first] :] if v in coverage[addon]][: rng.randint(0, 2)]
         lines.append({"code": primary, "units": 1, "levels": [first]})
         if after:
             lines.append({"code": addon, "units": len(after), "levels": after})

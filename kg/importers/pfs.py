@@ -41,11 +41,27 @@ COLUMNS = {
     "TEAM SURG": "team",
     "CONV FACTOR": "cf",
 }
-INDICATORS = {"status": "status", "pctc": "pctc", "glob": "global", "mult": "mult", "bilat": "bilat",
-              "asst": "asst", "co": "co", "team": "team"}
-DECIMALS = {"work": "workRvu", "nf_pe": "nonFacilityPeRvu", "f_pe": "facilityPeRvu", "mp": "malpracticeRvu",
-            "nf_total": "nonFacilityTotalRvu", "f_total": "facilityTotalRvu", "pre": "preOperativeShare",
-            "intra": "intraOperativeShare", "post": "postOperativeShare"}
+INDICATORS = {
+    "status": "status",
+    "pctc": "pctc",
+    "glob": "global",
+    "mult": "mult",
+    "bilat": "bilat",
+    "asst": "asst",
+    "co": "co",
+    "team": "team",
+}
+DECIMALS = {
+    "work": "workRvu",
+    "nf_pe": "nonFacilityPeRvu",
+    "f_pe": "facilityPeRvu",
+    "mp": "malpracticeRvu",
+    "nf_total": "nonFacilityTotalRvu",
+    "f_total": "facilityTotalRvu",
+    "pre": "preOperativeShare",
+    "intra": "intraOperativeShare",
+    "post": "postOperativeShare",
+}
 
 
 @dataclass
@@ -84,7 +100,7 @@ def read_pprrvu(path: Path) -> PfsFile:
     if missing:
         raise SpinekgError(f"{path.name}: columns not found: {', '.join(missing)}")
     rows = []
-    for raw in lines[header_at + 1:]:
+    for raw in lines[header_at + 1 :]:
         if len(raw) < width or not raw[0].strip():
             continue
         rows.append({field: raw[col].strip() for field, col in index.items()})
@@ -155,8 +171,10 @@ def pfs_to_turtle(path: Path, year: int, source: str, codes: set[str]) -> str:
             lines.append(f"    skg:componentModifier mod:{modifier} ;")
         values = " ; ".join(f"skg:{prop} {_decimal(r[field], where)}" for field, prop in DECIMALS.items())
         lines.append(f"    {values} ;")
-        flags = [f"skg:nonFacilityNotApplicable {'true' if r['nf_na'] == 'NA' else 'false'}",
-                 f"skg:facilityNotApplicable {'true' if r['f_na'] == 'NA' else 'false'}"]
+        flags = [
+            f"skg:nonFacilityNotApplicable {'true' if r['nf_na'] == 'NA' else 'false'}",
+            f"skg:facilityNotApplicable {'true' if r['f_na'] == 'NA' else 'false'}",
+        ]
         lines.append(f"    {' ; '.join(flags)} ;")
         indicators = ", ".join(f"ind:{slug}-{r[field]}" for field, slug in INDICATORS.items())
         lines.append(f"    skg:hasIndicator {indicators} ;")

@@ -46,8 +46,13 @@ def live_server(graph: KnowledgeGraph) -> Iterator[LiveServer]:
     port = _free_port()
     env = dict(os.environ, SPINEKG_SPARQL_TIMEOUT_SECONDS="3", SPINEKG_SPARQL_WORKERS="1")
     script = Path(sys.executable).with_name("spinekg")
-    process = subprocess.Popen([str(script), "serve", "--port", str(port), "--log-level", "warning"],
-                               cwd=paths.project_root(), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [str(script), "serve", "--port", str(port), "--log-level", "warning"],
+        cwd=paths.project_root(),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

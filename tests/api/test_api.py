@@ -61,13 +61,27 @@ def test_every_route_has_a_case_or_a_test(client: TestClient) -> None:
     routes = set(client.get("/openapi.json").json()["paths"])
     covered = {c.get("get", c.get("post", "")).split("?")[0] for c in CASES}
     assert {"/healthz", "/codes", "/vertebrae", "/claims/validate", "/claims/validate/batch", "/queries"} <= covered
-    assert {"/sparql", "/ontology", "/codes/{code}", "/codes/{code}/pairs", "/codes/{code}/bundles",
-            "/codes/{code}/conflicts", "/vertebrae/{level}", "/queries/{name}"} <= routes
+    assert {
+        "/sparql",
+        "/ontology",
+        "/codes/{code}",
+        "/codes/{code}/pairs",
+        "/codes/{code}/bundles",
+        "/codes/{code}/conflicts",
+        "/vertebrae/{level}",
+        "/queries/{name}",
+    } <= routes
 
 
-@pytest.mark.parametrize("accept,parser", [
-    ("application/sparql-results+json", "json"), ("application/sparql-results+xml", "xml"),
-    ("text/csv", "csv"), ("text/tab-separated-values", "tsv")])
+@pytest.mark.parametrize(
+    "accept,parser",
+    [
+        ("application/sparql-results+json", "json"),
+        ("application/sparql-results+xml", "xml"),
+        ("text/csv", "csv"),
+        ("text/tab-separated-values", "tsv"),
+    ],
+)
 def test_select_formats_parse(client: TestClient, accept: str, parser: str) -> None:
     response = client.get("/sparql", params={"query": PAIRS_22510}, headers={"accept": accept})
     assert response.status_code == 200 and response.headers["content-type"].startswith(accept)
@@ -75,13 +89,18 @@ def test_select_formats_parse(client: TestClient, accept: str, parser: str) -> N
     assert {str(row[0]).strip("<>") for row in result} == {CPT + "22512"}
 
 
-@pytest.mark.parametrize("accept,parser", [
-    ("text/turtle", "turtle"), ("application/n-triples", "nt"), ("application/ld+json", "json-ld"),
-    ("application/rdf+xml", "xml")])
+@pytest.mark.parametrize(
+    "accept,parser",
+    [
+        ("text/turtle", "turtle"),
+        ("application/n-triples", "nt"),
+        ("application/ld+json", "json-ld"),
+        ("application/rdf+xml", "xml"),
+    ],
+)
 def test_construct_formats_parse(client: TestClient, accept: str, parser: str) -> None:
     query = f"CONSTRUCT {{ ?a <{SKG}addOnFor> ?p }} WHERE {{ ?a <{SKG}addOnFor> ?p }}"
-    response = client.post("/sparql", content=query,
-                           headers={"content-type": "application/sparql-query", "accept": accept})
+    response = client.post("/sparql", content=query, headers={"content-type": "application/sparql-query", "accept": accept})
     assert response.status_code == 200 and response.headers["content-type"].startswith(accept)
     graph = Graph().parse(data=response.content, format=parser)
     assert (URIRef(CPT + "22512"), URIRef(SKG + "addOnFor"), URIRef(CPT + "22511")) in graph
@@ -96,8 +115,9 @@ def test_describe_and_ask(client: TestClient) -> None:
 
 
 def test_format_parameter_overrides_accept(client: TestClient) -> None:
-    response = client.get("/sparql", params={"query": PAIRS_22510, "format": "csv"},
-                          headers={"accept": "application/sparql-results+json"})
+    response = client.get(
+        "/sparql", params={"query": PAIRS_22510, "format": "csv"}, headers={"accept": "application/sparql-results+json"}
+    )
     assert response.headers["content-type"].startswith("text/csv")
 
 
@@ -108,13 +128,17 @@ def test_service_description(client: TestClient) -> None:
     assert (None, URIRef(sd + "supportedLanguage"), URIRef(sd + "SPARQL11Query")) in graph
 
 
-@pytest.mark.parametrize("request_kwargs", [
-    {"content": "INSERT DATA { <urn:a> <urn:b> <urn:c> }", "headers": {"content-type": "application/sparql-query"}},
-    {"content": "DELETE WHERE { ?s ?p ?o }", "headers": {"content-type": "application/sparql-update"}},
-    {"data": {"update": "DROP ALL"}},
-    {"data": {"query": "PREFIX x: <urn:x#> LOAD <http://example.org/data.ttl>"}},
-    {"data": {"query": "SELECT * WHERE { SERVICE <http://example.org/sparql> { ?s ?p ?o } }"}},
-], ids=["insert-as-query", "update-content-type", "update-form", "load", "service"])
+@pytest.mark.parametrize(
+    "request_kwargs",
+    [
+        {"content": "INSERT DATA { <urn:a> <urn:b> <urn:c> }", "headers": {"content-type": "application/sparql-query"}},
+        {"content": "DELETE WHERE { ?s ?p ?o }", "headers": {"content-type": "application/sparql-update"}},
+        {"data": {"update": "DROP ALL"}},
+        {"data": {"query": "PREFIX x: <urn:x#> LOAD <http://example.org/data.ttl>"}},
+        {"data": {"query": "SELECT * WHERE { SERVICE <http://example.org/sparql> { ?s ?p ?o } }"}},
+    ],
+    ids=["insert-as-query", "update-content-type", "update-form", "load", "service"],
+)
 def test_updates_and_service_are_refused(client: TestClient, request_kwargs: dict[str, Any]) -> None:
     response = client.post("/sparql", **request_kwargs)
     assert response.status_code == 403, response.text

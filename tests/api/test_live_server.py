@@ -51,10 +51,15 @@ def test_rdflib_sparqlstore(live_server: LiveServer) -> None:
 def test_plain_http_lookups_and_claims(live_server: LiveServer) -> None:
     with urllib.request.urlopen(live_server.url + "/codes/22512/pairs") as response:
         assert {p["code"] for p in json.load(response)["pairs"]} == {"22510", "22511"}
-    claim = {"date_of_service": "2026-05-05", "lines": [{"code": "22510", "levels": ["T10"]},
-                                                          {"code": "22511", "levels": ["L2"]}]}
-    request = urllib.request.Request(live_server.url + "/claims/validate", data=json.dumps(claim).encode(),
-                                     headers={"content-type": "application/json"})
+    claim = {
+        "date_of_service": "2026-05-05",
+        "lines": [{"code": "22510", "levels": ["T10"]}, {"code": "22511", "levels": ["L2"]}],
+    }
+    request = urllib.request.Request(
+        live_server.url + "/claims/validate",
+        data=json.dumps(claim).encode(),
+        headers={"content-type": "application/json"},
+    )
     with urllib.request.urlopen(request) as response:
         verdict = json.load(response)
     assert verdict["valid"] is False
@@ -62,8 +67,9 @@ def test_plain_http_lookups_and_claims(live_server: LiveServer) -> None:
 
 
 def test_update_refused_over_http(live_server: LiveServer) -> None:
-    request = urllib.request.Request(live_server.url + "/sparql", data=b"DROP ALL",
-                                     headers={"content-type": "application/sparql-update"})
+    request = urllib.request.Request(
+        live_server.url + "/sparql", data=b"DROP ALL", headers={"content-type": "application/sparql-update"}
+    )
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(request)
     assert info.value.code == 403
@@ -72,9 +78,25 @@ def test_update_refused_over_http(live_server: LiveServer) -> None:
 def test_schemathesis_finds_no_server_error(live_server: LiveServer, tmp_path: Path) -> None:
     command = shutil.which("schemathesis", path=str(Path(sys.executable).parent)) or "schemathesis"
     proc = subprocess.run(
-        [command, "run", live_server.url + "/openapi.json", "--checks", "not_a_server_error",
-         "--max-examples", "25", "--request-timeout", "10", "--generation-deterministic", "--no-color"],
-        capture_output=True, text=True, timeout=1500, cwd=tmp_path, check=False)
+        [
+            command,
+            "run",
+            live_server.url + "/openapi.json",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "25",
+            "--request-timeout",
+            "10",
+            "--generation-deterministic",
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        cwd=tmp_path,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "No issues found" in proc.stdout or "passed" in proc.stdout.lower()
 
@@ -84,9 +106,12 @@ def test_named_queries_run_the_same_against_an_external_endpoint(live_server: Li
     from kg.queries import get_query
     from kg.remote import run_remote
 
-    for name, params in [("pairs-with", {"code": "22512"}), ("codes", {"kind": "add-on", "status": "active"}),
-                         ("codes-at-vertebra", {"procedure": "augmentation", "vertebra": "S1"}),
-                         ("fee-schedule", {"code": "22511"})]:
+    for name, params in [
+        ("pairs-with", {"code": "22512"}),
+        ("codes", {"kind": "add-on", "status": "active"}),
+        ("codes-at-vertebra", {"procedure": "augmentation", "vertebra": "S1"}),
+        ("fee-schedule", {"code": "22511"}),
+    ]:
         query = get_query(name)
         columns, rows = run_remote(query, params, live_server.url + "/sparql")
         local = query.run(graph, params).values()

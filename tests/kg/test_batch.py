@@ -33,8 +33,13 @@ def test_batch_agrees_with_single_claims(validator: ClaimValidator, tmp_path: Pa
     lines.insert(60, b"   ")  # blank lines are skipped, but still counted for line numbers
     path = tmp_path / "claims.ndjson"
     path.write_bytes(b"\n".join(lines) + b"\n")
-    proc = subprocess.run([sys.executable, "-m", "kg.cli", "validate", "--batch", str(path)], cwd=paths.project_root(),
-                          capture_output=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "kg.cli", "validate", "--batch", str(path)],
+        cwd=paths.project_root(),
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 2, proc.stderr  # some lines were unusable
     out = [orjson.loads(x) for x in proc.stdout.splitlines()]
     assert len(out) == len(claims) + len(BAD_LINES)
@@ -50,8 +55,12 @@ def test_batch_agrees_with_single_claims(validator: ClaimValidator, tmp_path: Pa
 
 
 def test_stream_skips_blank_lines_and_keeps_going(validator: ClaimValidator) -> None:
-    lines = [b'{"id": 1, "date_of_service": "2026-05-05", "lines": [{"code": "22510", "levels": ["T5"]}]}',
-             b"", b"not json", b'{"id": 2, "date_of_service": "2026-05-05", "lines": [{"code": "22515"}]}']
+    lines = [
+        b'{"id": 1, "date_of_service": "2026-05-05", "lines": [{"code": "22510", "levels": ["T5"]}]}',
+        b"",
+        b"not json",
+        b'{"id": 2, "date_of_service": "2026-05-05", "lines": [{"code": "22515"}]}',
+    ]
     out = [(orjson.loads(x), kind) for x, kind in validator.validate_stream(lines)]
     assert [kind for _, kind in out] == ["valid", "error", "invalid"]
     assert out[1][0] == {"line": 3, "error": {"field": "claim", "message": out[1][0]["error"]["message"]}}

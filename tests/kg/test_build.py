@@ -44,6 +44,6 @@ def test_broken_turtle_is_one_clear_error(project_copy: Path) -> None:
     from kg.errors import SpinekgError
 
     bad = project_copy / "ontology" / "modifiers.ttl"
-    bad.write_text(bad.read_text() + "\nmod:XX rdfs:label \"unterminated .\n")
+    bad.write_text(bad.read_text() + '\nmod:XX rdfs:label "unterminated .\n')
     with pytest.raises(SpinekgError, match=r"modifiers.ttl: not valid Turtle"):
         build_graph()

@@ -115,8 +115,9 @@ def test_unusable_input_names_the_field(validator: ClaimValidator, case: dict[st
 
 
 def test_unverified_basis_never_makes_an_error(validator: ClaimValidator) -> None:
-    verdict = validator.validate({"lines": [{"code": "22510", "levels": ["T8"]}, {"code": "20220", "levels": ["T8"]}]},
-                                 today=TODAY)
+    verdict = validator.validate(
+        {"lines": [{"code": "22510", "levels": ["T8"]}, {"code": "20220", "levels": ["T8"]}]}, today=TODAY
+    )
     (finding,) = verdict["findings"]
     assert finding["evidence"] == "unverified" and finding["severity"] == "warning"
     assert "could not verify" in finding["message"]

@@ -46,14 +46,23 @@ def test_export_is_one_merged_graph(tmp_path: Path, fmt: str, parser: str, graph
     asserted = Graph().parse(graph.build.asserted_path, format="nt")
     codes = [t for t in asserted if str(t[0]).startswith(PREFIXES["cpt"])]
     assert codes and all(t in merged for t in codes)
-    inferred_pair = (URIRef(PREFIXES["cpt"] + "22512"), URIRef(PREFIXES["skg"] + "addOnFor"), URIRef(PREFIXES["cpt"] + "22510"))
+    inferred_pair = (
+        URIRef(PREFIXES["cpt"] + "22512"),
+        URIRef(PREFIXES["skg"] + "addOnFor"),
+        URIRef(PREFIXES["cpt"] + "22510"),
+    )
     assert inferred_pair in merged
 
 
 def test_installed_console_script() -> None:
     script = shutil.which("spinekg", path=os.path.dirname(sys.executable)) or shutil.which("spinekg")
     assert script, "pip install -e . installs the spinekg command"
-    proc = subprocess.run([script, "query", "pairs-with", "--param", "code=22512"], capture_output=True, text=True,
-                          timeout=120, check=False)
+    proc = subprocess.run(
+        [script, "query", "pairs-with", "--param", "code=22512"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "22510" in proc.stdout and "22511" in proc.stdout

@@ -25,8 +25,7 @@ def test_reads_header_and_rows() -> None:
 
 
 def test_only_known_codes_become_records() -> None:
-    graph = Graph().parse(data=pfs_to_turtle(SAMPLE, 2026, "cms-pfs-rvu-2026-jul", {"22512", "22325", "77002"}),
-                          format="turtle")
+    graph = Graph().parse(data=pfs_to_turtle(SAMPLE, 2026, "cms-pfs-rvu-2026-jul", {"22512", "22325", "77002"}), format="turtle")
     records = set(graph.subjects(URIRef(SKG + "recordFor"), None))
     assert records == {URIRef(PFS + "2026-22512"), URIRef(PFS + "2026-22325"), URIRef(PFS + "2026-77002-26")}
     rec = URIRef(PFS + "2026-22512")
@@ -35,7 +34,9 @@ def test_only_known_codes_become_records() -> None:
     assert (URIRef(PFS + "2026-22325"), URIRef(SKG + "nonFacilityNotApplicable"), Literal(True)) in graph
     release = URIRef(PFS + "release-2026")
     assert graph.value(release, URIRef(SKG + "conversionFactor")).toPython() == Decimal("33.4009")
-    assert graph.value(release, URIRef(SKG + "releasedOn")) == Literal("2026-06-30T00:00:00", datatype=URIRef(PREFIXES["xsd"] + "dateTime"))
+    assert graph.value(release, URIRef(SKG + "releasedOn")) == Literal(
+        "2026-06-30T00:00:00", datatype=URIRef(PREFIXES["xsd"] + "dateTime")
+    )
 
 
 def test_file_without_codes_is_refused() -> None:
