@@ -47,3 +47,13 @@ def test_broken_turtle_is_one_clear_error(project_copy: Path) -> None:
     bad.write_text(bad.read_text() + '\nmod:XX rdfs:label "unterminated .\n')
     with pytest.raises(SpinekgError, match=r"modifiers.ttl: not valid Turtle"):
         build_graph()
+
+
+def test_missing_java_is_one_clear_line(project_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from kg.cli import main
+
+    monkeypatch.setenv("PATH", str(project_copy))  # a PATH with no java on it
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    assert main(["build", "--force"]) == 3
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Java was not found" in err and "Java runtime (11 or newer)" in err
