@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from kg import cli as kg_cli
 
@@ -36,9 +37,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return kg_cli.EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = kg_cli.build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+def add_serve(sub: Any) -> None:
     p = sub.add_parser("serve", help="serve the JSON API and the read-only SPARQL endpoint (embedded store)")
     p.add_argument("--host", help="default 127.0.0.1 (SPINEKG_HOST)")
     p.add_argument("--port", type=int, help="default 8000 (SPINEKG_PORT)")
@@ -51,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not log request lines (paths only are ever logged, never bodies)",
     )
     p.set_defaults(func=cmd_serve)
-    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return kg_cli.build_parser(extend=add_serve)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

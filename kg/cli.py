@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -231,7 +231,8 @@ def cmd_rules(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.ArgumentParser:
+    """The command-line parser; ``extend`` may add subcommands (the api package adds ``serve``)."""
     parser = _Parser(prog="spinekg", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -284,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rules", help="list the claim rules")
     p.add_argument("--format", "-f", choices=("table", "json", "csv"), default="table")
     p.set_defaults(func=cmd_rules)
+    if extend is not None:
+        extend(sub)
     return parser
 
 
