@@ -60,6 +60,13 @@ def parse_wrk(text: str) -> dict[str, float]:
     }
 
 
+def wrk(pin: list[str], url: str, script: Path | None, connections: int, seconds: int) -> str:
+    """One wrk run with latency percentiles; its report as text."""
+    command = [*pin, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    command += ["-s", str(script)] if script else []
+    return subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
@@ -110,29 +117,11 @@ def main() -> None:
             ("GET /sparql SELECT", base + "/sparql?" + urllib.parse.urlencode({"query": SELECT}), None),
         ]
         for _name, url, script in targets:  # warm up caches and workers
-            subprocess.run(
-                [*pin_wrk, "wrk", "-t1", "-c4", "-d2s", *(["-s", str(script)] if script else []), url],
-                capture_output=True,
-                check=False,
-            )
+            wrk(pin_wrk, url, script, 4, 2)
         results = {}
         for name, url, script in targets:
             before = rss_kb(server.pid)
-            out = subprocess.run(
-                [
-                    *pin_wrk,
-                    "wrk",
-                    "-t1",
-                    f"-c{args.connections}",
-                    f"-d{args.duration}s",
-                    "--latency",
-                    *(["-s", str(script)] if script else []),
-                    url,
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
+            out = wrk(pin_wrk, url, script, args.connections, args.duration)
             results[name] = parse_wrk(out) | {"rss_before_mb": before / 1024, "rss_after_mb": rss_kb(server.pid) / 1024}
         baseline = results["GET /constant (baseline)"]["rps"]
         print(
@@ -146,22 +135,7 @@ def main() -> None:
             )
         if args.long:
             before = rss_kb(server.pid)
-            out = subprocess.run(
-                [
-                    *pin_wrk,
-                    "wrk",
-                    "-t1",
-                    f"-c{args.connections}",
-                    f"-d{args.long}s",
-                    "--latency",
-                    "-s",
-                    str(post),
-                    base + "/claims/validate",
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
+            out = wrk(pin_wrk, base + "/claims/validate", post, args.connections, args.long)
             r = parse_wrk(out)
             print(
                 f"  {args.long} s of POST /claims/validate: {r['rps']:,.0f} req/s, p99 {r['p99']:.2f} ms, "

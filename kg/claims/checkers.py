@@ -631,14 +631,18 @@ def _in_force(row: Row, dos: date) -> bool:
     return start is None or dos >= start
 
 
-class SameLevelBundle(Checker):
+class BundleChecker(Checker):
+    """Base of the checkers that read bundling edits: component -> comprehensive codes."""
+
+    def compile(self, rows: list[Row]) -> None:
+        self.table = _bundle_table(rows)
+
+
+class SameLevelBundle(BundleChecker):
     """Columns: comprehensive, component, status, rationale, fixHint, source, validFrom (optional)."""
 
     kind = "same-level-bundle"
     variables = ("component", "comprehensive", "levels", "rationale", "fix_hint")
-
-    def compile(self, rows: list[Row]) -> None:
-        self.table = _bundle_table(rows)
 
     def check(self, ctx: Context, out: list[Finding]) -> None:
         for line in ctx.lines:
@@ -675,14 +679,11 @@ class SameLevelBundle(Checker):
                 )
 
 
-class DistinctLevelModifier(Checker):
+class DistinctLevelModifier(BundleChecker):
     """Columns: comprehensive, component, bypass, status (of the NCCI pair), rationale, source, validFrom."""
 
     kind = "distinct-level-modifier"
     variables = ("component", "comprehensive", "bypass", "first_bypass", "where")
-
-    def compile(self, rows: list[Row]) -> None:
-        self.table = _bundle_table(rows)
 
     def check(self, ctx: Context, out: list[Finding]) -> None:
         for line in ctx.lines:
@@ -742,14 +743,11 @@ class DistinctLevelModifier(Checker):
         return "XS" if "XS" in bypass else sorted(bypass)[0]
 
 
-class SessionBundle(Checker):
+class SessionBundle(BundleChecker):
     """Columns: comprehensive, component, bypass (optional), status, rationale, fixHint, source, validFrom."""
 
     kind = "session-bundle"
     variables = ("component", "comprehensive", "rationale", "fix_hint")
-
-    def compile(self, rows: list[Row]) -> None:
-        self.table = _bundle_table(rows)
 
     def check(self, ctx: Context, out: list[Finding]) -> None:
         for line in ctx.lines:
