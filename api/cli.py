@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from kg import cli as kg_cli
+from spinekg.kg import cli as kg_cli
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -15,18 +15,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from api.settings import get_settings
+    from spinekg.api.settings import get_settings
 
     for key, value in (("HOST", args.host), ("PORT", args.port), ("WORKERS", args.workers)):
         if value is not None:
             os.environ[f"SPINEKG_{key}"] = str(value)
     get_settings.cache_clear()
     settings = get_settings()
-    from kg.build import build_graph
+    from spinekg.kg.build import build_graph
 
     build_graph()  # build once here, not in each worker
     uvicorn.run(
-        "api.main:create_app",
+        "spinekg.api.main:create_app",
         factory=True,
         host=settings.host,
         port=settings.port,

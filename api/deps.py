@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from api.settings import Settings
-from kg.service import KnowledgeService
+from spinekg.api.settings import Settings
+from spinekg.kg.service import KnowledgeService
 
 
 def get_service(request: Request) -> KnowledgeService:

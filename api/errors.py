@@ -9,12 +9,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.responses import JSON
-from kg.codeinfo import UnknownCodeError
-from kg.errors import InputError, SpinekgError
-from kg.queries import UnknownQueryError
-from kg.service import UnknownVertebraError
-from kg.sparql import SparqlBusy, SparqlRefused, SparqlSyntaxError, SparqlTimeout
+from spinekg.api.responses import JSON
+from spinekg.kg.codeinfo import UnknownCodeError
+from spinekg.kg.errors import InputError, SpinekgError
+from spinekg.kg.queries import UnknownQueryError
+from spinekg.kg.service import UnknownVertebraError
+from spinekg.kg.sparql import SparqlBusy, SparqlRefused, SparqlSyntaxError, SparqlTimeout
 
 log = logging.getLogger("spinekg.api")
 

@@ -8,11 +8,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import errors
-from api.routes import claims, codes, meta, queries, sparql
-from api.settings import Settings, get_settings
-from kg.graph import KnowledgeGraph, load_graph
-from kg.service import KnowledgeService
+from spinekg.api import errors
+from spinekg.api.routes import claims, codes, meta, queries, sparql
+from spinekg.api.settings import Settings, get_settings
+from spinekg.kg import __version__
+from spinekg.kg.graph import KnowledgeGraph, load_graph
+from spinekg.kg.service import KnowledgeService
 
 DESCRIPTION = """Coding answers for percutaneous vertebroplasty (22510-22512), vertebral augmentation (22513-22515),
 sacroplasty (0200T/0201T) and the services they bundle, from a sourced OWL knowledge graph reasoned by HermiT.
@@ -37,7 +38,7 @@ def create_app(settings: Settings | None = None, graph: KnowledgeGraph | None = 
         finally:
             service.close()
 
-    app = FastAPI(title="spinekg", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="spinekg", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     errors.install(app)
     for module in (codes, claims, queries, sparql, meta):
         app.include_router(module.router)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api.main import create_app
+from spinekg.api.main import create_app
 
 
 def create_bench_app() -> FastAPI:

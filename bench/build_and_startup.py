@@ -28,7 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
-    spinekg = [sys.executable, "-m", "kg.cli"]
+    spinekg = [sys.executable, "-m", "spinekg.kg.cli"]
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, SPINEKG_BUILD_DIR=tmp)
         cold = [timed(spinekg + ["build", "--force"], env) for _ in range(3)]

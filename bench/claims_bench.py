@@ -22,10 +22,10 @@ from typing import Any
 
 import orjson
 
-from kg.claims import ClaimValidator
-from kg.claims.checkers import ForbiddenModifier, MaxUnits, RequiresAny
-from kg.claims.sample import random_claims
-from kg.graph import load_graph
+from spinekg.kg.claims import ClaimValidator
+from spinekg.kg.claims.checkers import ForbiddenModifier, MaxUnits, RequiresAny
+from spinekg.kg.claims.sample import random_claims
+from spinekg.kg.graph import load_graph
 
 ROOT = Path(__file__).resolve().parent.parent
 THREE_LINE_CLAIM = {
@@ -125,7 +125,7 @@ def main() -> None:
         for _ in range(3):
             started = time.perf_counter()
             proc = subprocess.run(
-                [sys.executable, "-m", "kg.cli", "validate", "--batch", str(path)],
+                [sys.executable, "-m", "spinekg.kg.cli", "validate", "--batch", str(path)],
                 cwd=ROOT,
                 env=env,
                 stdout=subprocess.DEVNULL,

@@ -16,8 +16,8 @@ import pyoxigraph as ox
 from rdflib import Dataset, URIRef
 from rdflib.plugins.sparql import prepareQuery
 
-from kg.build import build_graph
-from kg.queries import get_query
+from spinekg.kg.build import build_graph
+from spinekg.kg.queries import get_query
 
 CASES = [
     ("pairs-with", {"code": "22512"}),

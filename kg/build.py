@@ -1,19 +1,22 @@
-"""Build the reasoned graph once and cache it in build/, keyed by a hash of its sources."""
+"""Build the reasoned graph once and cache it in the cache folder, one sub-folder per hash of its sources
+(``<cache>/builds/<key>/``), so that several installed versions never overwrite each other's build."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from kg import paths
-from kg.load import import_closure, load_asserted
-from kg.reason import reason
+from spinekg.kg import paths
+from spinekg.kg.load import import_closure, load_asserted
+from spinekg.kg.reason import reason
 
-BUILD_FORMAT = 1  # bump when the layout of build/ changes
+BUILD_FORMAT = 2  # bump when the layout of a build folder changes
+KEEP_BUILDS = 3  # older build folders than the newest few are removed after a build
 
 
 @dataclass
@@ -49,13 +52,14 @@ def source_key() -> str:
     return digest.hexdigest()[:16]
 
 
-def _manifest_path() -> Path:
-    return paths.build_dir() / "manifest.json"
+def build_dir(key: str | None = None) -> Path:
+    """The folder of the build for ``key`` (the current sources by default)."""
+    return paths.builds_dir() / (key or source_key())
 
 
-def read_manifest() -> dict[str, object] | None:
+def read_manifest(folder: Path) -> dict[str, object] | None:
     try:
-        data = json.loads(_manifest_path().read_text())
+        data = json.loads((folder / "manifest.json").read_text())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
@@ -65,9 +69,9 @@ def build_graph(force: bool = False) -> BuildResult:
     """Reason over the ontology unless build/ already holds the result for the current sources."""
     started = time.perf_counter()
     key = source_key()
-    out = paths.build_dir()
+    out = build_dir(key)
     asserted_path, inferred_path = out / "asserted.nt", out / "inferred.nt"
-    manifest = read_manifest()
+    manifest = read_manifest(out)
     if not force and manifest is not None and manifest.get("key") == key and asserted_path.is_file() and inferred_path.is_file():
         return BuildResult(
             key=key,
@@ -83,7 +87,7 @@ def build_graph(force: bool = False) -> BuildResult:
     modules = import_closure()
     asserted = load_asserted(modules)
     result = reason(asserted)
-    out.mkdir(parents=True, exist_ok=True)
+    paths.writable_dir(out, "build folder")
     # Write to temporary names and rename, so that a failed or concurrent build never leaves a
     # half-written graph behind a valid manifest.
     for graph, path in ((asserted, asserted_path), (result.inferred, inferred_path)):
@@ -103,7 +107,19 @@ def build_graph(force: bool = False) -> BuildResult:
     )
     record = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(build).items()}
     record.pop("cached")
-    tmp = _manifest_path().with_suffix(f".tmp{os.getpid()}")
+    tmp = out / f"manifest.json.tmp{os.getpid()}"
     tmp.write_text(json.dumps(record, indent=2) + "\n")
-    tmp.replace(_manifest_path())
+    tmp.replace(out / "manifest.json")
+    _prune(out.parent, keep=key)
     return build
+
+
+def _prune(parent: Path, keep: str) -> None:
+    """Remove all but the newest few build folders (never the one just written)."""
+    folders = sorted(
+        (p for p in parent.iterdir() if p.is_dir() and (p / "manifest.json").is_file() and p.name != keep),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in folders[KEEP_BUILDS - 1 :]:
+        shutil.rmtree(old, ignore_errors=True)

@@ -7,10 +7,10 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any
 
-from kg import paths
-from kg.graph import KnowledgeGraph
-from kg.queries import discover
-from kg.reason import hermit_jar, java_executable
+from spinekg.kg import paths
+from spinekg.kg.graph import KnowledgeGraph
+from spinekg.kg.queries import discover
+from spinekg.kg.reason import hermit_jar, java_executable
 
 
 @dataclass

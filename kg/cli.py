@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from kg.errors import InputError, SpinekgError
+from spinekg.kg.errors import InputError, SpinekgError
 
 EXIT_OK, EXIT_NEGATIVE, EXIT_INPUT, EXIT_ENVIRONMENT = 0, 1, 2, 3
 
@@ -67,7 +67,7 @@ def _params(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from kg.build import build_graph
+    from spinekg.kg.build import build_graph
 
     result = build_graph(force=args.force)
     print(result.summary())
@@ -75,12 +75,12 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from kg.graph import load_graph
-    from kg.queries import get_query
+    from spinekg.kg.graph import load_graph
+    from spinekg.kg.queries import get_query
 
     query = get_query(args.query)
     if args.endpoint:
-        from kg.remote import run_remote
+        from spinekg.kg.remote import run_remote
 
         columns, rows = run_remote(query, _params(args.param), args.endpoint)
         print(render(rows, columns, args.format))
@@ -92,7 +92,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_queries(args: argparse.Namespace) -> int:
-    from kg.queries import discover
+    from spinekg.kg.queries import discover
 
     rows = [q.describe() for q in discover() if args.kind in (None, q.kind)]
     for row in rows:
@@ -102,8 +102,8 @@ def cmd_queries(args: argparse.Namespace) -> int:
 
 
 def cmd_code_info(args: argparse.Namespace) -> int:
-    from kg.codeinfo import code_info, format_code_info
-    from kg.graph import load_graph
+    from spinekg.kg.codeinfo import code_info, format_code_info
+    from spinekg.kg.graph import load_graph
 
     info = code_info(load_graph(), args.code)
     print(
@@ -113,8 +113,8 @@ def cmd_code_info(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from kg.export import export_graph
-    from kg.graph import load_graph
+    from spinekg.kg.export import export_graph
+    from spinekg.kg.graph import load_graph
 
     data = export_graph(load_graph(), args.format)
     if args.output:
@@ -126,8 +126,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from kg.checks import profile_check, run_checks
-    from kg.graph import load_graph
+    from spinekg.kg.checks import profile_check, run_checks
+    from spinekg.kg.graph import load_graph
 
     failures = 0
     for outcome in run_checks(load_graph()):
@@ -144,9 +144,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_import_pfs(args: argparse.Namespace) -> int:
-    from kg.importers.pfs import pfs_to_turtle
-    from kg.load import load_asserted
-    from kg.namespaces import PREFIXES
+    from spinekg.kg.importers.pfs import pfs_to_turtle
+    from spinekg.kg.load import load_asserted
+    from spinekg.kg.namespaces import PREFIXES
 
     graph = load_asserted()
     skos_notation = "http://www.w3.org/2004/02/skos/core#notation"
@@ -171,8 +171,8 @@ def _open_input(name: str) -> Any:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from kg.claims import ClaimValidator
-    from kg.graph import load_graph
+    from spinekg.kg.claims import ClaimValidator
+    from spinekg.kg.graph import load_graph
 
     source = _open_input(args.file)
     try:
@@ -219,8 +219,8 @@ def _validate_batch(validator: Any, source: Any) -> int:
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
-    from kg.claims import ClaimValidator
-    from kg.graph import load_graph
+    from spinekg.kg.claims import ClaimValidator
+    from spinekg.kg.graph import load_graph
 
     rows = ClaimValidator(load_graph()).describe_rules()
     print(
@@ -233,7 +233,10 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.ArgumentParser:
     """The command-line parser; ``extend`` may add subcommands (the api package adds ``serve``)."""
+    from spinekg.kg import __version__
+
     parser = _Parser(prog="spinekg", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"spinekg {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("build", help="reason over the ontology and cache the result in build/")

@@ -7,9 +7,9 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from kg.errors import InputError
-from kg.graph import KnowledgeGraph
-from kg.queries import get_query
+from spinekg.kg.errors import InputError
+from spinekg.kg.graph import KnowledgeGraph
+from spinekg.kg.queries import get_query
 
 CODE_PATTERN = re.compile(r"[0-9A-Z]{5}")
 

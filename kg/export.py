@@ -5,9 +5,9 @@ from __future__ import annotations
 from rdflib import Graph, Literal, URIRef
 from rdflib.namespace import OWL, RDF
 
-from kg.build import BuildResult
-from kg.graph import KnowledgeGraph
-from kg.namespaces import ONTOLOGY_IRI, PREFIXES
+from spinekg.kg.build import BuildResult
+from spinekg.kg.graph import KnowledgeGraph
+from spinekg.kg.namespaces import ONTOLOGY_IRI, PREFIXES
 
 FORMATS = {"ttl": "turtle", "owl": "xml"}
 

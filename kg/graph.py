@@ -17,8 +17,8 @@ from typing import Any
 
 import pyoxigraph as ox
 
-from kg.build import BuildResult, build_graph
-from kg.namespaces import ASSERTED_GRAPH, INFERRED_GRAPH
+from spinekg.kg.build import BuildResult, build_graph
+from spinekg.kg.namespaces import ASSERTED_GRAPH, INFERRED_GRAPH
 
 Term = ox.NamedNode | ox.BlankNode | ox.Literal | ox.Triple
 

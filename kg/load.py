@@ -9,8 +9,8 @@ from pathlib import Path
 from rdflib import Graph, URIRef
 from rdflib.namespace import OWL, RDF
 
-from kg import paths
-from kg.errors import SpinekgError
+from spinekg.kg import paths
+from spinekg.kg.errors import SpinekgError
 
 
 @dataclass(frozen=True)

@@ -1,27 +1,34 @@
-"""The one place that knows where ontology/, queries/ and build/ are.
+"""The one place that knows where the ontology, the queries and the build cache are.
 
-The project runs from a checkout (``pip install -e .``); SPINEKG_HOME points elsewhere and
-SPINEKG_BUILD_DIR moves the build cache (tests use a temporary one when they must)."""
+The ontology and the queries are package data: ``spinekg/ontology`` and ``spinekg/queries`` beside
+``spinekg/kg`` in an installed wheel, and ``ontology/`` and ``queries/`` beside ``kg/`` in a checkout
+(an editable install maps the same names onto the checkout), so both are found next to this package.
+The reasoned-graph cache is never written there: it goes to the user's cache folder, or to
+``$SPINEKG_HOME/cache``, or to ``$SPINEKG_BUILD_DIR``, one sub-folder per content hash."""
+
+from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from kg.errors import SpinekgError
+from spinekg.kg.errors import SpinekgError
+
+PACKAGE = "spinekg"
 
 
-def project_root() -> Path:
-    env = os.environ.get("SPINEKG_HOME")
-    root = Path(env) if env else Path(__file__).resolve().parent.parent
+def data_root() -> Path:
+    """The folder that holds ``ontology/`` and ``queries/``: the checkout, or site-packages/spinekg;
+    $SPINEKG_DATA_DIR points at an editor's working copy instead."""
+    env = os.environ.get("SPINEKG_DATA_DIR")
+    root = Path(env).expanduser() if env else Path(__file__).resolve().parent.parent
     if not (root / "ontology" / "catalog-v001.xml").is_file():
-        raise SpinekgError(
-            f"no ontology/catalog-v001.xml under {root}; install spinekg from a checkout with "
-            "'pip install -e .' or set SPINEKG_HOME to the checkout"
-        )
+        hint = "check SPINEKG_DATA_DIR" if env else "the spinekg installation is incomplete; reinstall it"
+        raise SpinekgError(f"no ontology/catalog-v001.xml under {root}: {hint}")
     return root
 
 
 def ontology_dir() -> Path:
-    return project_root() / "ontology"
+    return data_root() / "ontology"
 
 
 def root_ontology() -> Path:
@@ -33,13 +40,35 @@ def catalog_file() -> Path:
 
 
 def queries_dir() -> Path:
-    return project_root() / "queries"
-
-
-def build_dir() -> Path:
-    env = os.environ.get("SPINEKG_BUILD_DIR")
-    return Path(env) if env else project_root() / "build"
+    return data_root() / "queries"
 
 
 def java_dir() -> Path:
     return Path(__file__).resolve().parent / "java"
+
+
+def cache_dir() -> Path:
+    """Where builds (and later imported tables) are kept: $SPINEKG_HOME/cache, else the user cache folder."""
+    home = os.environ.get("SPINEKG_HOME")
+    if home:
+        return Path(home).expanduser() / "cache"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir(PACKAGE, appauthor=False))
+
+
+def builds_dir() -> Path:
+    """The parent of the per-hash build folders ($SPINEKG_BUILD_DIR overrides it)."""
+    env = os.environ.get("SPINEKG_BUILD_DIR")
+    return Path(env).expanduser() if env else cache_dir() / "builds"
+
+
+def writable_dir(path: Path, what: str) -> Path:
+    """Create ``path`` if needed and check that files can be written there; one readable error if not."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SpinekgError(f"cannot create the {what} {path}: {exc.strerror or exc}") from None
+    if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
+        raise SpinekgError(f"the {what} {path} is not a writable folder; set SPINEKG_BUILD_DIR or SPINEKG_HOME elsewhere")
+    return path

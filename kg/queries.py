@@ -16,10 +16,10 @@ from typing import Any
 import pyoxigraph as ox
 import yaml
 
-from kg import paths
-from kg.errors import InputError, SpinekgError
-from kg.graph import KnowledgeGraph, SelectResult
-from kg.namespaces import PREFIXES
+from spinekg.kg import paths
+from spinekg.kg.errors import InputError, SpinekgError
+from spinekg.kg.graph import KnowledgeGraph, SelectResult
+from spinekg.kg.namespaces import PREFIXES
 
 KINDS = ("api", "rule", "check", "report")
 HEADER_KEYS: dict[str, set[str]] = {

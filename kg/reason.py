@@ -22,9 +22,9 @@ from rdflib import Graph, URIRef
 from rdflib.namespace import OWL, RDF, RDFS
 from rdflib.term import Node
 
-from kg import paths
-from kg.errors import SpinekgError
-from kg.namespaces import shorten
+from spinekg.kg import paths
+from spinekg.kg.errors import SpinekgError
+from spinekg.kg.namespaces import shorten
 
 INFERENCES_IRI = "http://inferrences/"  # owlready2's fixed name for the ontology it writes inferences to
 

@@ -12,8 +12,8 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from kg.errors import InputError, SpinekgError
-from kg.queries import NamedQuery
+from spinekg.kg.errors import InputError, SpinekgError
+from spinekg.kg.queries import NamedQuery
 
 WHERE = re.compile(r"\bWHERE\s*\{", re.IGNORECASE)
 

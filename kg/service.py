@@ -10,14 +10,14 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from kg.claims import ClaimValidator
-from kg.claims.checkers import source_order
-from kg.codeinfo import UnknownCodeError, closest_codes, normalise_code
-from kg.errors import InputError
-from kg.export import export_graph
-from kg.graph import KnowledgeGraph
-from kg.queries import NamedQuery, discover, get_query
-from kg.sparql import SparqlPool, SparqlResult
+from spinekg.kg.claims import ClaimValidator
+from spinekg.kg.claims.checkers import source_order
+from spinekg.kg.codeinfo import UnknownCodeError, closest_codes, normalise_code
+from spinekg.kg.errors import InputError
+from spinekg.kg.export import export_graph
+from spinekg.kg.graph import KnowledgeGraph
+from spinekg.kg.queries import NamedQuery, discover, get_query
+from spinekg.kg.sparql import SparqlPool, SparqlResult
 
 T = TypeVar("T")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from kg.errors import SpinekgError
+from spinekg.kg.errors import SpinekgError
 
 SELECT_FORMATS = {
     "application/sparql-results+json": "json",
@@ -250,14 +250,14 @@ def execute(store: Any, query: str, accept: str | None, max_rows: int) -> Sparql
 
 
 # ---------------------------------------------------------------- worker processes
-# Workers are plain subprocesses (python -m kg.sparql ASSERTED INFERRED) talking over their stdin and
+# Workers are plain subprocesses (python -m spinekg.kg.sparql ASSERTED INFERRED) talking over their stdin and
 # stdout with multiprocessing's framed pickles: no dependence on how the parent was started.
 
 
 def _serve(asserted: str, inferred: str) -> None:
     import os
 
-    from kg.graph import KnowledgeGraph
+    from spinekg.kg.graph import KnowledgeGraph
 
     store = KnowledgeGraph.from_files(Path(asserted), Path(inferred)).store
     inbox, outbox = Connection(os.dup(0)), Connection(os.dup(1))
@@ -283,7 +283,7 @@ def _serve(asserted: str, inferred: str) -> None:
 class _Worker:
     def __init__(self, files: tuple[str, str]) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "kg.sparql", *files],
+            [sys.executable, "-m", "spinekg.kg.sparql", *files],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

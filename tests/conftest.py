@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kg.graph import KnowledgeGraph, load_graph
+from spinekg.kg.graph import KnowledgeGraph, load_graph
 
 TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent  # the checkout (tests run from it; the installed package is tested in test_packaging.py)
 CASES = TESTS / "cases"
 FIXTURES = TESTS / "fixtures"
 

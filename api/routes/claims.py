@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import ServiceDep, SettingsDep
-from api.responses import JSON
-from api.schemas import BatchRequest, BatchResponse, Claim, ErrorBody, Verdict
-from kg.errors import InputError
+from spinekg.api.deps import ServiceDep, SettingsDep
+from spinekg.api.responses import JSON
+from spinekg.api.schemas import BatchRequest, BatchResponse, Claim, ErrorBody, Verdict
+from spinekg.kg.errors import InputError
 
 router = APIRouter(prefix="/claims", tags=["claims"])
 

@@ -6,9 +6,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 
-from api.deps import ServiceDep
-from api.responses import JSON
-from api.schemas import (
+from spinekg.api.deps import ServiceDep
+from spinekg.api.responses import JSON
+from spinekg.api.schemas import (
     EXAMPLES,
     BundlesResponse,
     CodeDetail,

@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from api.deps import ServiceDep
-from api.responses import JSON
-from api.schemas import Health
-from kg.sparql import negotiate
+from spinekg.api.deps import ServiceDep
+from spinekg.api.responses import JSON
+from spinekg.api.schemas import Health
+from spinekg.kg.sparql import negotiate
 
 router = APIRouter(tags=["meta"])
 ONTOLOGY_TYPES = {"text/turtle": "ttl", "application/rdf+xml": "owl"}

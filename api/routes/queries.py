@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
-from api.deps import ServiceDep
-from api.responses import JSON
-from api.schemas import ErrorBody, QueryInfo, QueryParams, QueryResult
+from spinekg.api.deps import ServiceDep
+from spinekg.api.responses import JSON
+from spinekg.api.schemas import ErrorBody, QueryInfo, QueryParams, QueryResult
 
 router = APIRouter(prefix="/queries", tags=["named queries"])
 NamePath = Annotated[str, Path(pattern=r"^[a-z0-9-]+$", examples=["pairs-with"])]

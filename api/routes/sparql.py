@@ -11,11 +11,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.deps import ServiceDep, SettingsDep
-from api.settings import Settings
-from kg.errors import InputError
-from kg.service import KnowledgeService
-from kg.sparql import SHORT_NAMES
+from spinekg.api.deps import ServiceDep, SettingsDep
+from spinekg.api.settings import Settings
+from spinekg.kg.errors import InputError
+from spinekg.kg.service import KnowledgeService
+from spinekg.kg.sparql import SHORT_NAMES
 
 router = APIRouter(tags=["SPARQL"])
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, ClassVar
 
-from kg.claims.model import Claim, Finding, Line, Repair
-from kg.claims.rules import Rule
+from spinekg.kg.claims.model import Claim, Finding, Line, Repair
+from spinekg.kg.claims.rules import Rule
 
 Row = dict[str, Any]
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import orjson
 
-from kg.claims.checkers import CHECKERS, Checker, Context, Shared, either
-from kg.claims.model import Claim, Finding, Line, Repair
-from kg.claims.parse import parse_claim
-from kg.claims.rules import Rule
-from kg.errors import InputError, SpinekgError
-from kg.graph import KnowledgeGraph
-from kg.queries import discover, get_query
+from spinekg.kg.claims.checkers import CHECKERS, Checker, Context, Shared, either
+from spinekg.kg.claims.model import Claim, Finding, Line, Repair
+from spinekg.kg.claims.parse import parse_claim
+from spinekg.kg.claims.rules import Rule
+from spinekg.kg.errors import InputError, SpinekgError
+from spinekg.kg.graph import KnowledgeGraph
+from spinekg.kg.queries import discover, get_query
 
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 MAX_REPAIR_ROUNDS = 6

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from kg.claims.model import Claim, Line
-from kg.errors import InputError
+from spinekg.kg.claims.model import Claim, Line
+from spinekg.kg.errors import InputError
 
 CODE = re.compile(r"[0-9A-Z]{5}")
 MODIFIER = re.compile(r"[0-9A-Z]{2}")

@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kg.claims.model import Finding, Repair
-from kg.errors import SpinekgError
-from kg.queries import NamedQuery
+from spinekg.kg.claims.model import Finding, Repair
+from spinekg.kg.errors import SpinekgError
+from spinekg.kg.queries import NamedQuery
 
 SEVERITIES = ("error", "warning", "info")
 UNVERIFIED_NOTE = " This rests on a source the project could not verify, so it is a warning, not an error."

@@ -7,8 +7,8 @@ import random
 from datetime import date, timedelta
 from typing import Any
 
-from kg.claims.checkers import DateWindow, KnownCodes, KnownModifiers, RequiresAny
-from kg.claims.engine import ClaimValidator
+from spinekg.kg.claims.checkers import DateWindow, KnownCodes, KnownModifiers, RequiresAny
+from spinekg.kg.claims.engine import ClaimValidator
 
 
 def random_claims(validator: ClaimValidator, n: int, seed: int = 1, mistake_rate: float = 0.2) -> list[dict[str, Any]]:

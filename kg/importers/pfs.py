@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from kg.errors import SpinekgError
+from spinekg.kg.errors import SpinekgError
 
 # Joined header text (the 4 header lines above the data, per column) -> our field name.
 COLUMNS = {

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import create_app
-from api.settings import Settings
-from kg import paths
-from kg.graph import KnowledgeGraph
+from spinekg.api.main import create_app
+from spinekg.api.settings import Settings
+from spinekg.kg.graph import KnowledgeGraph
+from tests.conftest import REPO
 
 TEST_SETTINGS = Settings(sparql_timeout_seconds=3, sparql_max_rows=50, batch_max_claims=5, sparql_workers=1)
 
@@ -48,7 +48,7 @@ def live_server(graph: KnowledgeGraph) -> Iterator[LiveServer]:
     script = Path(sys.executable).with_name("spinekg")
     process = subprocess.Popen(
         [str(script), "serve", "--port", str(port), "--log-level", "warning"],
-        cwd=paths.project_root(),
+        cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

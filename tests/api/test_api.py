@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from rdflib import Graph, URIRef
 from rdflib.query import Result
 
-from kg.namespaces import PREFIXES
+from spinekg.kg.namespaces import PREFIXES
 from tests.api.conftest import TEST_SETTINGS
 from tests.conftest import load_cases
 

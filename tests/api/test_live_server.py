@@ -18,7 +18,7 @@ from rdflib.plugins.stores.sparqlstore import SPARQLStore
 from SPARQLWrapper import JSON as SW_JSON
 from SPARQLWrapper import TURTLE, SPARQLWrapper
 
-from kg.namespaces import PREFIXES
+from spinekg.kg.namespaces import PREFIXES
 from tests.api.conftest import LiveServer
 
 SKG, CPT = PREFIXES["skg"], PREFIXES["cpt"]
@@ -103,8 +103,8 @@ def test_schemathesis_finds_no_server_error(live_server: LiveServer, tmp_path: P
 
 def test_named_queries_run_the_same_against_an_external_endpoint(live_server: LiveServer, graph) -> None:
     """spinekg query --endpoint sends the .rq file with its parameters as a VALUES block."""
-    from kg.queries import get_query
-    from kg.remote import run_remote
+    from spinekg.kg.queries import get_query
+    from spinekg.kg.remote import run_remote
 
     for name, params in [
         ("pairs-with", {"code": "22512"}),

@@ -11,10 +11,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from kg import paths
-from kg.claims import ClaimValidator
-from kg.claims.sample import random_claims
-from kg.graph import KnowledgeGraph
+from spinekg.kg.claims import ClaimValidator
+from spinekg.kg.claims.sample import random_claims
+from spinekg.kg.graph import KnowledgeGraph
+from tests.conftest import REPO
 
 BAD_LINES = {5: b'{"lines": [', 17: b'{"lines": [{"code": "22510", "levels": ["L9"]}]}', 40: b"[]"}
 
@@ -34,8 +34,8 @@ def test_batch_agrees_with_single_claims(validator: ClaimValidator, tmp_path: Pa
     path = tmp_path / "claims.ndjson"
     path.write_bytes(b"\n".join(lines) + b"\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "kg.cli", "validate", "--batch", str(path)],
-        cwd=paths.project_root(),
+        [sys.executable, "-m", "spinekg.kg.cli", "validate", "--batch", str(path)],
+        cwd=REPO,
         capture_output=True,
         timeout=300,
         check=False,

@@ -1,4 +1,4 @@
-"""The reasoned graph is cached in build/, keyed by the ontology sources; a change rebuilds it."""
+"""The reasoned graph is cached in a per-hash build folder, keyed by the ontology sources; a change rebuilds it."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kg import paths
-from kg.build import build_graph, read_manifest, source_key
+from spinekg.kg import paths
+from spinekg.kg.build import build_graph, read_manifest, source_key
 
 
 @pytest.fixture()
@@ -16,7 +16,7 @@ def project_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "checkout"
     shutil.copytree(paths.ontology_dir(), root / "ontology")
     shutil.copytree(paths.queries_dir(), root / "queries")
-    monkeypatch.setenv("SPINEKG_HOME", str(root))
+    monkeypatch.setenv("SPINEKG_DATA_DIR", str(root))
     monkeypatch.setenv("SPINEKG_BUILD_DIR", str(tmp_path / "build"))
     return root
 
@@ -25,7 +25,7 @@ def project_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_build_is_cached_and_invalidated_by_a_source_change(project_copy: Path) -> None:
     first = build_graph()
     assert not first.cached and first.inferred_triples > 0
-    assert read_manifest()["key"] == first.key
+    assert read_manifest(first.asserted_path.parent)["key"] == first.key
     second = build_graph()
     assert second.cached and second.key == first.key
     inferred = sorted(first.inferred_path.read_text().splitlines())
@@ -41,7 +41,7 @@ def test_build_is_cached_and_invalidated_by_a_source_change(project_copy: Path) 
 
 
 def test_broken_turtle_is_one_clear_error(project_copy: Path) -> None:
-    from kg.errors import SpinekgError
+    from spinekg.kg.errors import SpinekgError
 
     bad = project_copy / "ontology" / "modifiers.ttl"
     bad.write_text(bad.read_text() + '\nmod:XX rdfs:label "unterminated .\n')
@@ -50,7 +50,7 @@ def test_broken_turtle_is_one_clear_error(project_copy: Path) -> None:
 
 
 def test_missing_java_is_one_clear_line(project_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    from kg.cli import main
+    from spinekg.kg.cli import main
 
     monkeypatch.setenv("PATH", str(project_copy))  # a PATH with no java on it
     monkeypatch.delenv("JAVA_HOME", raising=False)

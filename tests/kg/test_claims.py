@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 import yaml
 
-from kg.claims import ClaimValidator
-from kg.claims.checkers import CHECKERS
-from kg.errors import InputError
-from kg.graph import KnowledgeGraph
-from kg.queries import discover
+from spinekg.kg.claims import ClaimValidator
+from spinekg.kg.claims.checkers import CHECKERS
+from spinekg.kg.errors import InputError
+from spinekg.kg.graph import KnowledgeGraph
+from spinekg.kg.queries import discover
 from tests.conftest import CASES
 
 TODAY = date(2026, 5, 5)

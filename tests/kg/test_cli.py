@@ -11,15 +11,14 @@ from pathlib import Path
 import pytest
 from rdflib import BNode, Graph, URIRef
 
-from kg import paths
-from kg.cli import main
-from kg.namespaces import PREFIXES
-from tests.conftest import load_cases
+from spinekg.kg.cli import main
+from spinekg.kg.namespaces import PREFIXES
+from tests.conftest import REPO, load_cases
 
 
 @pytest.mark.parametrize("case", load_cases("cli.yaml"), ids=lambda c: c["id"])
 def test_cli(case: dict, capsys: pytest.CaptureFixture[str], graph, monkeypatch) -> None:
-    monkeypatch.chdir(paths.project_root())
+    monkeypatch.chdir(REPO)
     status = main(case["args"])
     out, err = capsys.readouterr()
     assert status == case["exit"], f"stdout={out[-500:]!r} stderr={err!r}"

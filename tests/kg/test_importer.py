@@ -7,9 +7,9 @@ from decimal import Decimal
 import pytest
 from rdflib import Graph, Literal, URIRef
 
-from kg.errors import SpinekgError
-from kg.importers.pfs import pfs_to_turtle, read_pprrvu
-from kg.namespaces import PREFIXES
+from spinekg.kg.errors import SpinekgError
+from spinekg.kg.importers.pfs import pfs_to_turtle, read_pprrvu
+from spinekg.kg.namespaces import PREFIXES
 from tests.conftest import FIXTURES
 
 SAMPLE = FIXTURES / "pprrvu-sample.csv"

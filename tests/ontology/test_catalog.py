@@ -9,9 +9,9 @@ import pytest
 from rdflib import Graph, URIRef
 from rdflib.namespace import OWL, RDF
 
-from kg import paths
-from kg.checks import profile_check
-from kg.load import import_closure, read_catalog
+from spinekg.kg import paths
+from spinekg.kg.checks import profile_check
+from spinekg.kg.load import import_closure, read_catalog
 
 MODULE_FILES = sorted(p for p in paths.ontology_dir().rglob("*.ttl") if "shapes" not in p.parts)
 

@@ -9,9 +9,9 @@ import pyoxigraph as ox
 import pytest
 import yaml
 
-from kg import paths
-from kg.graph import KnowledgeGraph
-from kg.queries import discover, load_query
+from spinekg.kg import paths
+from spinekg.kg.graph import KnowledgeGraph
+from spinekg.kg.queries import discover, load_query
 from tests.conftest import FIXTURES
 
 CHECK_FILES = sorted((paths.queries_dir() / "checks").glob("*-violation.rq"))
@@ -39,7 +39,7 @@ def test_check_finds_its_defect(graph: KnowledgeGraph, name: str) -> None:
     mutation = MUTATIONS[name]
     store = ox.Store()
     store.extend(graph.store.quads_for_pattern(None, None, None, None))
-    prefixes = "".join(f"PREFIX {p}: <{ns}>\n" for p, ns in __import__("kg.namespaces").namespaces.PREFIXES.items())
+    prefixes = "".join(f"PREFIX {p}: <{ns}>\n" for p, ns in __import__("spinekg.kg.namespaces").kg.namespaces.PREFIXES.items())
     store.update(prefixes + mutation)
     mutated = KnowledgeGraph(store)
     query = next(q for q in discover("check") if q.name == name)

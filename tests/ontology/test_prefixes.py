@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from kg import paths
-from kg.namespaces import PREFIXES
+from spinekg.kg import paths
+from spinekg.kg.namespaces import PREFIXES
 
 FILES = sorted(paths.ontology_dir().rglob("*.ttl")) + sorted(paths.queries_dir().rglob("*.rq"))
 DECLARATION = re.compile(r"^\s*(?:@prefix|PREFIX)\s+([A-Za-z][\w-]*):\s*<([^>]+)>", re.MULTILINE | re.IGNORECASE)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from rdflib import URIRef
 
-from kg.graph import KnowledgeGraph
-from kg.load import load_asserted
-from kg.namespaces import ASSERTED_GRAPH, INFERRED_GRAPH, PREFIXES
-from kg.reason import InconsistentOntologyError, reason
+from spinekg.kg.graph import KnowledgeGraph
+from spinekg.kg.load import load_asserted
+from spinekg.kg.namespaces import ASSERTED_GRAPH, INFERRED_GRAPH, PREFIXES
+from spinekg.kg.reason import InconsistentOntologyError, reason
 from tests.conftest import load_cases
 
 SKG, CPT, ANAT = PREFIXES["skg"], PREFIXES["cpt"], PREFIXES["anat"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kg.graph import KnowledgeGraph
-from kg.queries import get_query
+from spinekg.kg.graph import KnowledgeGraph
+from spinekg.kg.queries import get_query
 from tests.conftest import load_cases
 
 CASES = load_cases("queries.yaml")

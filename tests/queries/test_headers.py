@@ -8,7 +8,7 @@ import re
 import pyoxigraph as ox
 import pytest
 
-from kg.queries import HEADER_KEYS, discover
+from spinekg.kg.queries import HEADER_KEYS, discover
 
 QUERIES = discover()
 
