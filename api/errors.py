@@ -14,9 +14,32 @@ from spinekg.kg.codeinfo import UnknownCodeError
 from spinekg.kg.errors import InputError, SpinekgError
 from spinekg.kg.queries import UnknownQueryError
 from spinekg.kg.service import UnknownVertebraError
-from spinekg.kg.sparql import SparqlBusy, SparqlRefused, SparqlSyntaxError, SparqlTimeout
+from spinekg.kg.sparql import (
+    SparqlBusy,
+    SparqlError,
+    SparqlNotAcceptable,
+    SparqlOutOfMemory,
+    SparqlProtocolError,
+    SparqlRefused,
+    SparqlSyntaxError,
+    SparqlTimeout,
+    SparqlTooLarge,
+    SparqlUnavailable,
+)
 
 log = logging.getLogger("spinekg.api")
+# SPARQL failures: what the client sent (4xx) or an overloaded / stopped worker (503), never a 500
+SPARQL_STATUS: dict[type[SparqlError], int] = {
+    SparqlSyntaxError: 400,
+    SparqlProtocolError: 400,
+    SparqlRefused: 403,
+    SparqlNotAcceptable: 406,
+    SparqlTooLarge: 413,
+    SparqlTimeout: 503,
+    SparqlOutOfMemory: 503,
+    SparqlBusy: 503,
+    SparqlUnavailable: 503,
+}
 
 
 def _field(loc: tuple[object, ...]) -> str:
@@ -53,31 +76,11 @@ def install(app: FastAPI) -> None:
     async def bad_input(_: Request, exc: InputError) -> JSON:
         return JSON({"detail": str(exc), "field": exc.field}, status_code=422)
 
-    @app.exception_handler(SparqlRefused)
-    async def refused(_: Request, exc: SparqlRefused) -> JSON:
-        status = 406 if str(exc) == "not acceptable" else 403
-        detail = (
-            (
-                "no acceptable result format; use application/sparql-results+json, application/sparql-results+xml, "
-                "text/csv or text/tab-separated-values for SELECT and ASK, and text/turtle, application/n-triples, "
-                "application/ld+json or application/rdf+xml for CONSTRUCT and DESCRIBE"
-            )
-            if status == 406
-            else str(exc)
-        )
-        return JSON({"detail": detail, "field": "query" if status == 403 else "Accept"}, status_code=status)
-
-    @app.exception_handler(SparqlSyntaxError)
-    async def syntax(_: Request, exc: SparqlSyntaxError) -> JSON:
-        return JSON({"detail": str(exc), "field": "query"}, status_code=400)
-
-    @app.exception_handler(SparqlTimeout)
-    async def timeout(_: Request, exc: SparqlTimeout) -> JSON:
-        return JSON({"detail": str(exc), "field": "query"}, status_code=503)
-
-    @app.exception_handler(SparqlBusy)
-    async def busy(_: Request, exc: SparqlBusy) -> JSON:
-        return JSON({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
+    @app.exception_handler(SparqlError)
+    async def sparql_error(_: Request, exc: SparqlError) -> JSON:
+        status = SPARQL_STATUS.get(type(exc), 400)
+        headers = {"Retry-After": "1"} if isinstance(exc, SparqlBusy) else None
+        return JSON({"detail": str(exc), "field": exc.field}, status_code=status, headers=headers)
 
     @app.exception_handler(SpinekgError)
     async def service_error(_: Request, exc: SpinekgError) -> JSON:
@@ -86,7 +89,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSON:
-        return JSON({"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        # Starlette's own: no route for the path (404) or not for the method (405, with Allow)
+        field = {404: "path", 405: "method"}.get(exc.status_code)
+        headers = dict(getattr(exc, "headers", None) or {})
+        allow = [m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
+        if "GET" in allow and "HEAD" not in allow:  # api/middleware.py answers HEAD wherever GET is
+            headers["Allow"] = ", ".join([*allow, "HEAD"])
+        return JSON({"detail": exc.detail, "field": field}, status_code=exc.status_code, headers=headers or None)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSON:

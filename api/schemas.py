@@ -4,21 +4,55 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StrictInt, StringConstraints, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+from spinekg.kg.claims.limits import MAX_CLAIM_LINES, MAX_ID_LENGTH
+from spinekg.kg.claims.parse import parse_id
+from spinekg.kg.errors import InputError
 
 # Documentation examples live in a data file, beside the code that shows them.
 EXAMPLES = json.loads((Path(__file__).parent / "examples.json").read_text(encoding="utf-8"))
 CLAIM_EXAMPLE = EXAMPLES["claim"]
 
 
+def _claim_id(value: Any) -> str | int | None:
+    """The kg parser's rule for ids (kg/claims/parse.py), so that the API and the CLI accept the same."""
+    try:
+        return parse_id(value)
+    except InputError as exc:
+        raise PydanticCustomError("claim_id", exc.detail) from None
+
+
+# Whatever a verdict echoes must be writable as JSON: text without unpaired surrogates or control
+# characters, of bounded length, or a whole number within signed 64 bits.
+ClaimId = Annotated[
+    str | int | None,
+    PlainValidator(_claim_id),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "maxLength": MAX_ID_LENGTH},
+                {"type": "integer", "format": "int64"},
+                {"type": "null"},
+            ],
+            "description": f"echoed in the verdict: text of at most {MAX_ID_LENGTH} characters (no control characters), "
+            "or a whole number within signed 64 bits",
+        }
+    ),
+]
+Modifier = Annotated[str, StringConstraints(max_length=8)]
+Level = Annotated[str, StringConstraints(max_length=16)]
+
+
 class ClaimLine(BaseModel):
     model_config = ConfigDict(extra="ignore")
     code: str = Field(pattern=r"^[0-9A-Za-z]{5}$", description="CPT/HCPCS code", examples=[EXAMPLES["code"]])
-    modifiers: list[str] = Field(default_factory=list, max_length=4, description="up to four modifiers", examples=[["XS"]])
+    modifiers: list[Modifier] = Field(default_factory=list, max_length=4, description="up to four modifiers", examples=[["XS"]])
     units: StrictInt = Field(1, ge=1, le=999, description="units of service (one per vertebral body for 22510-22515)")
-    levels: list[str] = Field(
+    levels: list[Level] = Field(
         default_factory=list,
         max_length=31,
         description="treated vertebrae: C1-C7, T1-T12, L1-L6, S1-S5, Co",
@@ -28,10 +62,12 @@ class ClaimLine(BaseModel):
 
 class Claim(BaseModel):
     model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [CLAIM_EXAMPLE]})
-    id: str | StrictInt | None = Field(None, description="echoed in the verdict")
+    id: ClaimId = None
     date_of_service: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD; default today")
     place_of_service: str | None = Field(None, pattern=r"^\d{2}$", description="CMS place-of-service code")
-    lines: list[ClaimLine] = Field(min_length=1)
+    lines: list[ClaimLine] = Field(
+        min_length=1, description=f"at most SPINEKG_MAX_CLAIM_LINES lines (default {MAX_CLAIM_LINES}, as in the 837P); more: 422"
+    )
 
 
 class BatchRequest(BaseModel):
@@ -217,8 +253,22 @@ class Health(BaseModel):
     triples: dict[str, int | None]
     rules: int
     codes: int
+    sparql_isolation: dict[str, Any] | None = Field(
+        None, description="how SPARQL workers are confined (network filter, memory limit); null until the first query"
+    )
+
+
+class FieldError(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    field: str
+    message: str
 
 
 class ErrorBody(BaseModel):
-    detail: str
-    field: str | None = None
+    """Every error the API sends (api/errors.py); extra="forbid" so that tests catch an undocumented key."""
+
+    model_config = ConfigDict(extra="forbid")
+    detail: str = Field(description="what is wrong, in one line")
+    field: str | None = Field(None, description="the offending input: a body field, a parameter or a request header")
+    errors: list[FieldError] | None = Field(None, description="every invalid field (422 for a request that does not validate)")
+    closest: list[str] | None = Field(None, description="known codes closest to an unknown one (404 from /codes/...)")

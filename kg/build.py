@@ -84,10 +84,10 @@ def build_graph(force: bool = False) -> BuildResult:
             asserted_path=asserted_path,
             inferred_path=inferred_path,
         )
+    paths.writable_dir(out, "build folder")  # before reasoning: an unwritable cache fails at once
     modules = import_closure()
     asserted = load_asserted(modules)
     result = reason(asserted)
-    paths.writable_dir(out, "build folder")
     # Write to temporary names and rename, so that a failed or concurrent build never leaves a
     # half-written graph behind a valid manifest.
     for graph, path in ((asserted, asserted_path), (result.inferred, inferred_path)):

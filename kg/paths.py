@@ -19,8 +19,8 @@ PACKAGE = "spinekg"
 def data_root() -> Path:
     """The folder that holds ``ontology/`` and ``queries/``: the checkout, or site-packages/spinekg;
     $SPINEKG_DATA_DIR points at an editor's working copy instead."""
-    env = os.environ.get("SPINEKG_DATA_DIR")
-    root = Path(env).expanduser() if env else Path(__file__).resolve().parent.parent
+    env = _env_path("SPINEKG_DATA_DIR")
+    root = env or Path(__file__).resolve().parent.parent
     if not (root / "ontology" / "catalog-v001.xml").is_file():
         hint = "check SPINEKG_DATA_DIR" if env else "the spinekg installation is incomplete; reinstall it"
         raise SpinekgError(f"no ontology/catalog-v001.xml under {root}: {hint}")
@@ -49,9 +49,9 @@ def java_dir() -> Path:
 
 def cache_dir() -> Path:
     """Where builds (and later imported tables) are kept: $SPINEKG_HOME/cache, else the user cache folder."""
-    home = os.environ.get("SPINEKG_HOME")
+    home = _env_path("SPINEKG_HOME")
     if home:
-        return Path(home).expanduser() / "cache"
+        return home / "cache"
     import platformdirs
 
     return Path(platformdirs.user_cache_dir(PACKAGE, appauthor=False))
@@ -59,8 +59,18 @@ def cache_dir() -> Path:
 
 def builds_dir() -> Path:
     """The parent of the per-hash build folders ($SPINEKG_BUILD_DIR overrides it)."""
-    env = os.environ.get("SPINEKG_BUILD_DIR")
-    return Path(env).expanduser() if env else cache_dir() / "builds"
+    return _env_path("SPINEKG_BUILD_DIR") or cache_dir() / "builds"
+
+
+def _env_path(name: str) -> Path | None:
+    """The folder a SPINEKG_ variable names, ``~`` expanded; None when it is unset or empty."""
+    value = os.environ.get(name)
+    if not value:
+        return None
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:  # ~user of no such user, or no home folder at all
+        raise SpinekgError(f"{name}={value}: cannot expand the ~ (no such user or home folder)") from None
 
 
 def writable_dir(path: Path, what: str) -> Path:

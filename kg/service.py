@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -17,7 +17,7 @@ from spinekg.kg.errors import InputError
 from spinekg.kg.export import export_graph
 from spinekg.kg.graph import KnowledgeGraph
 from spinekg.kg.queries import NamedQuery, discover, get_query
-from spinekg.kg.sparql import SparqlPool, SparqlResult
+from spinekg.kg.sparql import SparqlPool, SparqlPoolConfig, SparqlRequest, SparqlResult
 
 T = TypeVar("T")
 
@@ -296,26 +296,42 @@ class KnowledgeService:
 
     # ------------------------------------------------------------------ claims, SPARQL, ontology
 
-    def validate(self, claim: Any) -> dict[str, Any]:
-        return self.validator.validate(claim)
+    def validate(self, claim: Any, max_lines: int | None = None) -> dict[str, Any]:
+        """The verdict for one claim; InputError (naming the field) for unusable input or more than
+        ``max_lines`` lines. CPU-bound: an async caller runs it in a worker thread."""
+        return self.validator.validate(claim, max_lines=max_lines)
 
-    def validate_many(self, claims: list[Any]) -> list[dict[str, Any]]:
-        out = []
+    def validate_many(self, claims: list[Any], max_lines: int | None = None) -> list[dict[str, Any]]:
+        """One verdict per claim; an unusable claim (or one of more than ``max_lines`` lines) gets an
+        error object with its index, and the others are still checked."""
+        return list(self.iter_validate(claims, max_lines))
+
+    def iter_validate(self, claims: Iterable[Any], max_lines: int | None = None) -> Iterator[dict[str, Any]]:
+        """validate_many, one result at a time (a caller can write each before the next is computed)."""
+        validate = self.validator.validate
         for i, claim in enumerate(claims):
             try:
-                out.append(self.validator.validate(claim))
+                yield validate(claim, max_lines=max_lines)
             except InputError as exc:
-                out.append({"index": i, "error": {"field": exc.field, "message": exc.detail}})
-        return out
+                yield {"index": i, "error": {"field": exc.field, "message": exc.detail}}
 
-    def sparql(self, query: str, accept: str | None, timeout: float, max_rows: int) -> SparqlResult:
+    def sparql_pool(self, config: SparqlPoolConfig | None = None) -> SparqlPool:
+        """The SPARQL worker pool, started on first use (``config`` counts only then); quick to call."""
         if self._pool is None:
             with self._lock:
                 if self._pool is None and self.graph.build is not None:
-                    self._pool = SparqlPool(self.graph.build.asserted_path, self.graph.build.inferred_path, self._sparql_workers)
+                    config = config or SparqlPoolConfig(workers=self._sparql_workers)
+                    self._pool = SparqlPool(self.graph.build.asserted_path, self.graph.build.inferred_path, config=config)
         if self._pool is None:
             raise InputError("query", "SPARQL needs a graph loaded from a build")
-        return self._pool.run(query, accept, timeout, max_rows)
+        return self._pool
+
+    def sparql(self, query: str, accept: str | None, timeout: float, max_rows: int) -> SparqlResult:
+        return self.sparql_pool().run(SparqlRequest(query, accept, timeout=timeout, max_rows=max_rows))
+
+    def sparql_isolation(self) -> dict[str, Any] | None:
+        """How SPARQL workers are confined (network filter, memory limit), once the pool has started."""
+        return None if self._pool is None else self._pool.isolation()
 
     def ontology(self, fmt: str) -> bytes:
         return self._cached(("ontology", fmt), lambda: export_graph(self.graph, fmt))
@@ -331,6 +347,7 @@ class KnowledgeService:
             },
             "rules": len(self.validator.rules),
             "codes": len(self.codes_known),
+            "sparql_isolation": self.sparql_isolation(),
         }
 
     def close(self) -> None:
