@@ -1,72 +1,180 @@
-"""Read-only SPARQL for untrusted callers: refuse updates and SERVICE, and run each query in a worker
-process under a time limit and a result-size limit, so that a runaway query is cut off (the worker
-is killed and replaced) without harming other requests. Oxigraph cannot cancel a running query,
-hence processes rather than threads."""
+"""Read-only SPARQL for untrusted callers.
+
+Each query runs in a worker process (``python -m spinekg.kg.sparql``), never in the server:
+
+* the worker reads the query with rdflib's SPARQL 1.1 grammar and refuses updates and SERVICE
+  anywhere in the parsed query and in its algebra (the verdict is cached per query text); a query
+  that does not parse, or nests too deeply to be read, is a syntax error;
+* after loading the store, the worker lowers its address-space limit (RLIMIT_AS) and, on Linux
+  x86-64 and AArch64, installs a seccomp filter under which ``socket()`` fails for every family
+  but AF_UNIX (and io_uring cannot be set up): even a SERVICE the parser missed reaches no network;
+* the parent gives each query a time limit (a runaway worker is killed and replaced), cuts a result
+  at ``max_rows`` and refuses one larger than ``max_bytes``;
+* waiting for a worker happens in the pool's own dispatcher threads, one per worker, behind a
+  bounded queue: when it is full, or a query waited a whole time limit, the caller is told to come
+  back (``SparqlBusy``) instead of holding a thread of the web server.
+
+Oxigraph cannot cancel a running query, hence processes rather than threads."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
+import ctypes
+import errno
+import functools
+import logging
 import os
+import platform
 import queue
-import re
+import signal
 import subprocess
 import sys
 import threading
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from xml.sax.saxutils import escape
+
+import mimeparse
 
 from spinekg.kg.errors import SpinekgError
 
+log = logging.getLogger("spinekg.sparql")
+
+JSON_RESULTS = "application/sparql-results+json"
+XML_RESULTS = "application/sparql-results+xml"
+CSV = "text/csv"
+TSV = "text/tab-separated-values"
+TURTLE = "text/turtle"
+NTRIPLES = "application/n-triples"
+JSONLD = "application/ld+json"
+RDFXML = "application/rdf+xml"
+
+# media type -> serialiser, for SELECT/ASK ("solutions") and CONSTRUCT/DESCRIBE ("graph")
 SELECT_FORMATS = {
-    "application/sparql-results+json": "json",
+    JSON_RESULTS: "json",
     "application/json": "json",
-    "application/sparql-results+xml": "xml",
+    XML_RESULTS: "xml",
     "application/xml": "xml",
-    "text/csv": "csv",
-    "text/tab-separated-values": "tsv",
+    CSV: "csv",
+    TSV: "tsv",
 }
-GRAPH_FORMATS = {
-    "text/turtle": "turtle",
-    "application/n-triples": "ntriples",
-    "application/ld+json": "jsonld",
-    "application/rdf+xml": "rdfxml",
+GRAPH_FORMATS = {TURTLE: "turtle", NTRIPLES: "ntriples", JSONLD: "jsonld", RDFXML: "rdfxml"}
+# For Accept negotiation, in increasing preference: python-mimeparse breaks ties towards the end. The
+# generic application/json and application/xml come last, for clients that name them.
+_PREFERENCE = {
+    "solutions": ["application/xml", "application/json", TSV, CSV, XML_RESULTS, JSON_RESULTS],
+    "graph": [NTRIPLES, RDFXML, JSONLD, TURTLE],
 }
-SHORT_NAMES = {
-    "json": "application/sparql-results+json",
-    "xml": "application/sparql-results+xml",
-    "csv": "text/csv",
-    "tsv": "text/tab-separated-values",
-    "turtle": "text/turtle",
-    "ttl": "text/turtle",
-    "nt": "application/n-triples",
-    "ntriples": "application/n-triples",
-    "jsonld": "application/ld+json",
-    "rdfxml": "application/rdf+xml",
+# The `format` / `output` / `results` parameter values that SPARQLWrapper, Virtuoso and Fuseki send. The
+# same name may mean a different type per query form: `xml` is SPARQL XML results for SELECT and
+# RDF/XML for CONSTRUCT, `json` is SPARQL JSON results or JSON-LD.
+FORMAT_NAMES = {
+    "solutions": {"json": JSON_RESULTS, "srj": JSON_RESULTS, "xml": XML_RESULTS, "srx": XML_RESULTS, "csv": CSV, "tsv": TSV},
+    "graph": {
+        "xml": RDFXML,
+        "rdf": RDFXML,
+        "rdf+xml": RDFXML,
+        "rdfxml": RDFXML,
+        "turtle": TURTLE,
+        "ttl": TURTLE,
+        "n3": TURTLE,
+        "nt": NTRIPLES,
+        "ntriples": NTRIPLES,
+        "n-triples": NTRIPLES,
+        "json-ld": JSONLD,
+        "jsonld": JSONLD,
+        "json": JSONLD,
+    },
 }
-UPDATE_KEYWORDS = re.compile(r"\b(INSERT|DELETE|LOAD|CLEAR|DROP|CREATE|ADD|MOVE|COPY|WITH)\b", re.IGNORECASE)
-SERVICE_KEYWORD = re.compile(r"\bSERVICE\b", re.IGNORECASE)
-# Strings, IRIs and comments are removed before looking for keywords (a literal may say "delete").
-_NOISE = re.compile(r'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|<[^<>"{}|^`\\\s]*>|#[^\n]*')
+FORMS = {"SELECT": "solutions", "ASK": "solutions", "CONSTRUCT": "graph", "DESCRIBE": "graph"}
 
 
-class SparqlRefused(SpinekgError):
-    """The request is well formed but not allowed here (an update, SERVICE)."""
+# ---------------------------------------------------------------- errors
 
 
-class SparqlSyntaxError(SpinekgError):
-    """The query does not parse."""
+class SparqlError(SpinekgError):
+    """A SPARQL request that cannot be answered as asked; ``field`` names what to change."""
+
+    default_field = "query"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field or self.default_field
 
 
-class SparqlTimeout(SpinekgError):
+class SparqlRefused(SparqlError):
+    """Well formed but not allowed here: an update, SERVICE."""
+
+
+class SparqlSyntaxError(SparqlError):
+    """The query does not parse, nests too deeply, or fails while it is evaluated."""
+
+
+class SparqlProtocolError(SparqlError):
+    """The request breaks the SPARQL protocol (two queries, a graph name that is not an IRI)."""
+
+
+class SparqlNotAcceptable(SparqlError):
+    """No result format the client accepts."""
+
+    default_field = "Accept"
+
+
+class SparqlTooLarge(SparqlError):
+    """The result would be larger than the byte limit of one answer."""
+
+
+class SparqlTimeout(SparqlError):
     """The query ran past the time limit and was cut off."""
 
 
-class SparqlBusy(SpinekgError):
-    """No worker became free within the time limit."""
+class SparqlOutOfMemory(SparqlError):
+    """The query needed more memory than a worker may use."""
+
+
+class SparqlBusy(SparqlError):
+    """Too many queries are waiting, or none got a worker within the time limit."""
+
+
+class SparqlUnavailable(SparqlError):
+    """A worker could not be started or stopped while answering."""
+
+
+_ERRORS: dict[str, type[SparqlError]] = {
+    cls.__name__: cls
+    for cls in (
+        SparqlRefused,
+        SparqlSyntaxError,
+        SparqlProtocolError,
+        SparqlNotAcceptable,
+        SparqlTooLarge,
+        SparqlTimeout,
+        SparqlOutOfMemory,
+        SparqlBusy,
+        SparqlUnavailable,
+    )
+}
+
+
+# ---------------------------------------------------------------- requests and results
+
+
+@dataclass(frozen=True)
+class SparqlRequest:
+    """One query with what the protocol says about it: Accept, `format` values, the dataset."""
+
+    query: str
+    accept: str | None = None
+    formats: tuple[str, ...] = ()
+    default_graphs: tuple[str, ...] = ()
+    named_graphs: tuple[str, ...] = ()
+    timeout: float = 10.0
+    max_rows: int = 10_000
+    max_bytes: int = 16 * 1024 * 1024
 
 
 @dataclass
@@ -77,44 +185,236 @@ class SparqlResult:
     rows: int
 
 
-def screen(query: str) -> None:
-    """Refuse what a read-only endpoint must not run, before any worker sees it."""
-    bare = _NOISE.sub(" ", query)
-    if SERVICE_KEYWORD.search(bare):
-        raise SparqlRefused("SERVICE is refused: this endpoint does not fetch other endpoints")
-    head = re.sub(r"\b(PREFIX|BASE)\b\s+\S*\s*", " ", bare, flags=re.IGNORECASE).strip()
-    match = UPDATE_KEYWORDS.match(head)
-    if match and not re.match(r"\b(SELECT|CONSTRUCT|ASK|DESCRIBE)\b", head, re.IGNORECASE):
-        raise SparqlRefused(f"{match.group(1).upper()} is refused: the SPARQL endpoint is read-only")
+@dataclass(frozen=True)
+class SparqlPoolConfig:
+    workers: int = 2
+    memory_bytes: int = 1024 * 1024 * 1024  # per worker; 0 = no limit
+    queue_size: int = 32  # queries that may wait for a worker, beyond those running
+    start_timeout: float = 120.0
+
+
+# ---------------------------------------------------------------- content negotiation
+
+
+def best_type(supported: list[str], accept: str) -> str | None:
+    """The best of ``supported`` (in increasing preference) for an Accept header, q-values honoured (q=0
+    refuses a type): "" when none is acceptable, None when the header says nothing usable."""
+    ranges = []
+    for part in accept.split(","):
+        if not part.strip():
+            continue
+        try:
+            mimeparse.parse_media_range(part)
+        except ValueError:  # MimeTypeParseException: skip the one bad range, keep the others
+            continue
+        ranges.append(part)
+    if not ranges:
+        return None
+    return str(mimeparse.best_match(supported, ",".join(ranges)) or "")
 
 
 def negotiate(accept: str | None, form: str) -> str:
-    """The media type to answer with, for a SELECT/ASK (``form`` "solutions") or CONSTRUCT/DESCRIBE ("graph")."""
-    table = SELECT_FORMATS if form == "solutions" else GRAPH_FORMATS
-    default = "application/sparql-results+json" if form == "solutions" else "text/turtle"
+    """The media type to answer with for ``form`` "solutions" (SELECT/ASK) or "graph"
+    (CONSTRUCT/DESCRIBE); "" when nothing is acceptable."""
+    default = _PREFERENCE[form][-1]
     if not accept:
         return default
-    ranked = []
-    for i, part in enumerate(accept.split(",")):
-        media, _, params = part.strip().partition(";")
-        q = 1.0
-        for p in params.split(";"):
-            k, _, v = p.strip().partition("=")
-            if k == "q":
-                try:
-                    q = float(v)
-                except ValueError:
-                    q = 0.0
-        ranked.append((-q, i, media.strip().lower()))
-    for _, _, media in sorted(ranked):
-        if media in table:
+    best = best_type(_PREFERENCE[form], accept)
+    return default if best is None else best
+
+
+def _format_type(value: str, form: str) -> str | None:
+    """The media type a `format` value asks for, for this query form (None: not for this form)."""
+    value = value.strip()
+    if "/" in value:
+        return best_type(_PREFERENCE[form], value) or None
+    return FORMAT_NAMES[form].get(value.lower())
+
+
+def _known_format(value: str) -> bool:
+    value = value.strip()
+    if "/" in value:
+        return any(best_type(types, value) for types in _PREFERENCE.values())
+    return any(value.lower() in names for names in FORMAT_NAMES.values())
+
+
+@functools.lru_cache(maxsize=256)  # clients send the same few Accept headers over and over
+def choose_media(form: str, accept: str | None, formats: tuple[str, ...] = ()) -> str:
+    """``format`` values first (in order; the first that names a type for this query form wins), then
+    Accept. Raises SparqlNotAcceptable when neither leaves a type."""
+    values = [v for v in formats if v.strip()]
+    for value in values:
+        media = _format_type(value, form)
+        if media:
             return media
-        if media in ("*/*", "application/*", "text/*"):
-            return default
-    return ""
+    if values and not any(_known_format(v) for v in values):
+        names = ", ".join(sorted(set(FORMAT_NAMES["solutions"]) | set(FORMAT_NAMES["graph"])))
+        raise SparqlNotAcceptable(f"{values[0]!r} is not a result format; use one of {names} or a media type", "format")
+    media = negotiate(accept, form)
+    if not media:
+        offered = ", ".join(sorted(SELECT_FORMATS if form == "solutions" else GRAPH_FORMATS))
+        kind = "SELECT and ASK" if form == "solutions" else "CONSTRUCT and DESCRIBE"
+        raise SparqlNotAcceptable(f"no acceptable result format; {kind} answer as {offered}")
+    return media
 
 
-# ---------------------------------------------------------------- serialisation (runs in the worker)
+# ---------------------------------------------------------------- service description
+
+SERVICE_DESCRIPTION_TYPES = [RDFXML, JSONLD, TURTLE]  # increasing preference
+_PLACEHOLDER = "https://endpoint.spinekg.invalid/sparql"  # .invalid never resolves; replaced before sending
+_DESCRIPTION = """
+@prefix sd: <http://www.w3.org/ns/sparql-service-description#> .
+@prefix fmt: <http://www.w3.org/ns/formats/> .
+@prefix dcterms: <http://purl.org/dc/terms/> .
+<{endpoint}> a sd:Service ;
+    sd:endpoint <{endpoint}> ;
+    sd:supportedLanguage sd:SPARQL11Query ;
+    sd:feature sd:UnionDefaultGraph ;
+    sd:resultFormat fmt:SPARQL_Results_JSON, fmt:SPARQL_Results_XML, fmt:SPARQL_Results_CSV, fmt:SPARQL_Results_TSV,
+        fmt:Turtle, fmt:N-Triples, fmt:JSON-LD, fmt:RDF_XML ;
+    dcterms:description '''Read-only SPARQL over the spinekg reasoned graph. Without FROM, FROM NAMED, default-graph-uri
+or named-graph-uri the default graph is the union of the asserted and the inferred triples. Updates, LOAD and
+SERVICE are refused; each query runs under a time, a memory and a result-size limit.''' ;
+    sd:defaultDataset [ a sd:Dataset ;
+        sd:defaultGraph [ a sd:Graph ] ;
+        sd:namedGraph [ a sd:NamedGraph ; sd:name <https://w3id.org/spinekg/graph/asserted> ] ,
+                      [ a sd:NamedGraph ; sd:name <https://w3id.org/spinekg/graph/inferred> ] ] .
+"""
+
+
+@functools.lru_cache(maxsize=16)
+def service_description(media: str, public_base_url: str | None = None) -> bytes:
+    """The SPARQL service description in Turtle, JSON-LD or RDF/XML. The endpoint's IRI is
+    ``public_base_url`` + /sparql when one is configured, else the empty relative IRI (the document
+    itself, which is the endpoint): never taken from the request, whose Host header a client chooses."""
+    import pyoxigraph as ox
+
+    formats = {TURTLE: ox.RdfFormat.TURTLE, JSONLD: ox.RdfFormat.JSON_LD, RDFXML: ox.RdfFormat.RDF_XML}
+    triples = [q.triple for q in ox.parse(_DESCRIPTION.format(endpoint=_PLACEHOLDER), format=ox.RdfFormat.TURTLE)]
+    prefixes = {"sd": "http://www.w3.org/ns/sparql-service-description#", "fmt": "http://www.w3.org/ns/formats/"}
+    out = ox.serialize(triples, format=formats[media], prefixes=prefixes if media == TURTLE else None)
+    text = out.decode() if isinstance(out, bytes) else ""
+    endpoint = public_base_url.rstrip("/") + "/sparql" if public_base_url else ""
+    # the placeholder only ever stands between <>, "" or an attribute's quotes, so this yields <>, "" or about=""
+    return text.replace(_PLACEHOLDER, endpoint).encode()
+
+
+# ---------------------------------------------------------------- reading the query (worker side)
+
+
+@dataclass(frozen=True)
+class QueryShape:
+    form: str  # SELECT, ASK, CONSTRUCT, DESCRIBE
+    has_dataset: bool  # FROM or FROM NAMED in the query
+
+
+_QUERY_FORMS = {"SelectQuery": "SELECT", "AskQuery": "ASK", "ConstructQuery": "CONSTRUCT", "DescribeQuery": "DESCRIBE"}
+_UPDATE_NAMES = {
+    "InsertData": "INSERT DATA",
+    "DeleteData": "DELETE DATA",
+    "DeleteWhere": "DELETE WHERE",
+    "Modify": "INSERT/DELETE",
+    "Load": "LOAD",
+    "Clear": "CLEAR",
+    "Drop": "DROP",
+    "Create": "CREATE",
+    "Add": "ADD",
+    "Move": "MOVE",
+    "Copy": "COPY",
+}
+SERVICE_REFUSED = "SERVICE is refused: this endpoint does not query other endpoints"
+TOO_DEEP = "the query nests too deeply to be read; flatten its groups or parenthesised expressions"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+def _has_service(root: object) -> bool:
+    """True if any node of a parse tree or algebra (rdflib CompValues, ParseResults, lists) is a SERVICE
+    pattern. Iterative: a deep tree must not overflow the stack."""
+    from pyparsing import ParseResults
+    from rdflib.plugins.sparql.parserutils import CompValue
+
+    stack: list[object] = [root]
+    seen: set[int] = set()
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str | bytes | int | float) or node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, CompValue):
+            if node.name == "ServiceGraphPattern":
+                return True
+            stack.extend(dict.values(node))
+        elif isinstance(node, ParseResults):
+            stack.extend(list(node))
+            stack.extend(cast(Any, node).values())  # named results (pyparsing leaves values() unannotated)
+        elif isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list | tuple | set | frozenset):
+            stack.extend(node)
+        elif hasattr(node, "algebra"):  # rdflib's Query(prologue, algebra)
+            stack.append(node.algebra)
+    return False
+
+
+def _verdict(query: str) -> QueryShape | tuple[str, str]:
+    """What rdflib's SPARQL 1.1 parser makes of a query text: its shape, or (error class, message)."""
+    from pyparsing import ParseBaseException
+    from rdflib.plugins.sparql.algebra import translateQuery
+    from rdflib.plugins.sparql.parser import parseQuery, parseUpdate
+
+    try:
+        parsed = parseQuery(query)
+    except RecursionError:
+        return ("SparqlSyntaxError", TOO_DEEP)
+    except ParseBaseException as exc:
+        try:
+            update = parseUpdate(query)
+        except RecursionError:
+            return ("SparqlSyntaxError", TOO_DEEP)
+        except ParseBaseException:
+            return ("SparqlSyntaxError", f"the query does not parse: {_first_line(exc)}")
+        requests = [str(getattr(r, "name", "")) for r in update["request"]] if "request" in update else []
+        if not requests:
+            return ("SparqlSyntaxError", f"the query does not parse: {_first_line(exc)}")
+        operation = _UPDATE_NAMES.get(requests[0], "SPARQL Update")
+        return ("SparqlRefused", f"{operation} is refused: the SPARQL endpoint is read-only")
+    try:
+        if _has_service(parsed):
+            return ("SparqlRefused", SERVICE_REFUSED)
+        translated = translateQuery(parsed)
+        if _has_service(translated.algebra):
+            return ("SparqlRefused", SERVICE_REFUSED)
+    except RecursionError:
+        return ("SparqlSyntaxError", TOO_DEEP)
+    except Exception as exc:  # noqa: BLE001 - rdflib's translation raises plain exceptions for invalid queries
+        return ("SparqlSyntaxError", f"the query is not valid SPARQL 1.1: {_first_line(exc)}")
+    form = _QUERY_FORMS.get(str(translated.algebra.name))
+    if form is None:
+        return ("SparqlSyntaxError", "the query is not a SELECT, ASK, CONSTRUCT or DESCRIBE")
+    return QueryShape(form, bool(translated.algebra.datasetClause))
+
+
+# Verdicts per query text (rdflib takes 2-130 ms to read one); long texts are read every time, so that the
+# cache stays small (at most VERDICT_CACHE_SIZE x VERDICT_CACHE_LENGTH characters of keys).
+VERDICT_CACHE_SIZE, VERDICT_CACHE_LENGTH = 1024, 16_384
+_cached_verdict = functools.lru_cache(maxsize=VERDICT_CACHE_SIZE)(_verdict)
+
+
+def inspect_query(query: str) -> QueryShape:
+    """The query's form and whether it names its dataset; raises SparqlRefused for updates and SERVICE,
+    SparqlSyntaxError for what does not parse."""
+    verdict = _cached_verdict(query) if len(query) <= VERDICT_CACHE_LENGTH else _verdict(query)
+    if isinstance(verdict, QueryShape):
+        return verdict
+    kind, message = verdict
+    raise _ERRORS[kind](message)
+
+
+# ---------------------------------------------------------------- serialisation (worker side)
 
 
 def _term_json(term: Any) -> dict[str, str]:
@@ -210,80 +510,243 @@ def serialize_triples(triples: list[Any], fmt: str) -> bytes:
     return out if isinstance(out, bytes) else b""
 
 
-def execute(store: Any, query: str, accept: str | None, max_rows: int) -> SparqlResult:
-    """Run one query on a store and serialise at most ``max_rows`` results (worker side)."""
+def _size(term: Any) -> int:
+    """About what a term costs in a serialised answer (its text plus markup)."""
+    if term is None:
+        return 0
+    value = getattr(term, "value", None)
+    return (len(value) if isinstance(value, str) else len(str(term))) + 40
+
+
+def _too_large(max_bytes: int) -> SparqlTooLarge:
+    return SparqlTooLarge(
+        f"the result is larger than {max_bytes:,} bytes, the limit for one answer; add LIMIT or select fewer or shorter values"
+    )
+
+
+def dataset_arguments(request: SparqlRequest, shape: QueryShape) -> dict[str, Any]:
+    """Store.query arguments for the SPARQL 1.1 Protocol dataset rules: default-graph-uri and
+    named-graph-uri win over FROM / FROM NAMED in the query; with neither, the default graph is the
+    union of the asserted and the inferred graph."""
     import pyoxigraph as ox
 
+    if request.default_graphs or request.named_graphs:
+
+        def iri(value: str, name: str) -> ox.NamedNode:
+            try:
+                return ox.NamedNode(value)
+            except ValueError:
+                raise SparqlProtocolError(f"{value!r} is not an absolute IRI", name) from None
+
+        return {
+            "default_graph": [iri(g, "default-graph-uri") for g in request.default_graphs],
+            "named_graphs": [iri(g, "named-graph-uri") for g in request.named_graphs],
+        }
+    if shape.has_dataset:
+        return {}
+    return {"use_default_graph_as_union": True}
+
+
+def execute(store: Any, request: SparqlRequest, check: bool = True) -> SparqlResult:
+    """Read, run and serialise one query on a store (worker side). ``check=False`` skips the parser,
+    for tests of what the worker's other defences do on their own."""
+    import pyoxigraph as ox
+
+    shape = inspect_query(request.query) if check else QueryShape("SELECT", False)
+    media = choose_media(FORMS[shape.form], request.accept, request.formats) if check else JSON_RESULTS
     try:
-        result = store.query(query, use_default_graph_as_union=True)
+        result = store.query(request.query, **dataset_arguments(request, shape))
     except SyntaxError as exc:
-        raise SparqlSyntaxError(f"the query does not parse: {str(exc).splitlines()[0]}") from None
+        raise SparqlSyntaxError(f"the query does not parse: {_first_line(exc)}") from None
     if isinstance(result, ox.QueryBoolean):
-        media = negotiate(accept, "solutions")
-        if not media:
-            raise SparqlRefused("not acceptable")
         return SparqlResult(serialize_boolean(bool(result), SELECT_FORMATS[media]), media, False, 1)
+    budget = request.max_bytes
     if isinstance(result, ox.QuerySolutions):
-        media = negotiate(accept, "solutions")
-        if not media:
-            raise SparqlRefused("not acceptable")
         variables = [v.value for v in result.variables]
         rows: list[list[Any]] = []
         truncated = False
         for solution in result:
-            if len(rows) >= max_rows:
+            if len(rows) >= request.max_rows:
                 truncated = True
                 break
-            rows.append([solution[v] for v in variables])
-        return SparqlResult(serialize_solutions(variables, rows, SELECT_FORMATS[media]), media, truncated, len(rows))
-    media = negotiate(accept, "graph")
-    if not media:
-        raise SparqlRefused("not acceptable")
-    triples: list[Any] = []
-    truncated = False
-    for triple in result:
-        if len(triples) >= max_rows:
-            truncated = True
-            break
-        triples.append(triple)
-    return SparqlResult(serialize_triples(triples, GRAPH_FORMATS[media]), media, truncated, len(triples))
+            row = [solution[v] for v in variables]
+            budget -= sum(_size(t) for t in row)
+            if budget < 0:
+                raise _too_large(request.max_bytes)
+            rows.append(row)
+        body, count = serialize_solutions(variables, rows, SELECT_FORMATS.get(media, "json")), len(rows)
+    else:
+        if media not in GRAPH_FORMATS:
+            media = TURTLE
+        triples: list[Any] = []
+        truncated = False
+        for triple in result:
+            if len(triples) >= request.max_rows:
+                truncated = True
+                break
+            budget -= _size(triple.subject) + _size(triple.predicate) + _size(triple.object)
+            if budget < 0:
+                raise _too_large(request.max_bytes)
+            triples.append(triple)
+        body, count = serialize_triples(triples, GRAPH_FORMATS[media]), len(triples)
+    if len(body) > request.max_bytes:
+        raise _too_large(request.max_bytes)
+    return SparqlResult(body, media, truncated, count)
 
 
-# ---------------------------------------------------------------- worker processes
-# Workers are plain subprocesses (python -m spinekg.kg.sparql ASSERTED INFERRED) talking over their stdin and
-# stdout with multiprocessing's framed pickles: no dependence on how the parent was started.
+# ---------------------------------------------------------------- isolation (worker side)
+
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_FILTER_FLAG_TSYNC = 1
+SECCOMP_RET_ALLOW = 0x7FFF0000
+SECCOMP_RET_ERRNO = 0x00050000
+AF_UNIX = 1
+IO_URING_SETUP = 425  # the same number on every architecture
+X32_SYSCALL_BIT = 0x40000000
+# machine -> (AUDIT_ARCH_*, socket syscall number, seccomp syscall number)
+SECCOMP_ARCHES = {
+    "x86_64": (0xC000003E, 41, 317),
+    "amd64": (0xC000003E, 41, 317),
+    "aarch64": (0xC00000B7, 198, 277),
+    "arm64": (0xC00000B7, 198, 277),
+}
 
 
-def _serve(asserted: str, inferred: str) -> None:
-    import os
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint32)]
 
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def network_filter_program(audit_arch: int, socket_nr: int) -> list[tuple[int, int, int, int]]:
+    """A classic-BPF seccomp program: socket() fails with EPERM unless its family is AF_UNIX, and so
+    does io_uring_setup (io_uring can open sockets without the socket syscall), x32 calls and any
+    call from another architecture; everything else is allowed. Instructions are (code, jt, jf, k)."""
+    ld_abs = 0x00 | 0x00 | 0x20  # BPF_LD | BPF_W | BPF_ABS
+    jeq, jge, ret = 0x05 | 0x10, 0x05 | 0x30, 0x06  # BPF_JMP|BPF_JEQ|BPF_K, BPF_JMP|BPF_JGE|BPF_K, BPF_RET|BPF_K
+    deny = SECCOMP_RET_ERRNO | errno.EPERM
+    return [
+        (ld_abs, 0, 0, 4),  # 0: A = seccomp_data.arch
+        (jeq, 1, 0, audit_arch),  # 1: our architecture? go to 3
+        (ret, 0, 0, deny),  # 2: another ABI: refuse
+        (ld_abs, 0, 0, 0),  # 3: A = seccomp_data.nr
+        (jge, 5, 0, X32_SYSCALL_BIT),  # 4: x32 call: go to 10
+        (jeq, 4, 0, IO_URING_SETUP),  # 5: io_uring_setup: go to 10
+        (jeq, 0, 2, socket_nr),  # 6: socket? go to 7, else 9
+        (ld_abs, 0, 0, 16),  # 7: A = low word of args[0], the family
+        (jeq, 0, 1, AF_UNIX),  # 8: AF_UNIX? go to 9, else 10
+        (ret, 0, 0, SECCOMP_RET_ALLOW),  # 9
+        (ret, 0, 0, deny),  # 10
+    ]
+
+
+def install_network_filter() -> None:
+    """Forbid this process (all its threads) to open any socket but a Unix one, for good. Raises
+    OSError where it cannot be done (not Linux, an architecture without a program here, no seccomp)."""
+    if not sys.platform.startswith("linux"):
+        raise OSError(errno.ENOSYS, f"seccomp needs Linux, not {sys.platform}")
+    machine = platform.machine().lower()
+    if machine not in SECCOMP_ARCHES:
+        raise OSError(errno.ENOSYS, f"no seccomp program for the {machine} architecture")
+    audit_arch, socket_nr, seccomp_nr = SECCOMP_ARCHES[machine]
+    program = network_filter_program(audit_arch, socket_nr)
+    filters = (_SockFilter * len(program))(*(_SockFilter(code, jt, jf, k) for code, jt, jf, k in program))
+    fprog = _SockFprog(len(program), filters)
+    libc = ctypes.CDLL(None, use_errno=True)
+    ulong = ctypes.c_ulong
+    if libc.prctl(ctypes.c_int(PR_SET_NO_NEW_PRIVS), ulong(1), ulong(0), ulong(0), ulong(0)) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"prctl(PR_SET_NO_NEW_PRIVS): {os.strerror(code)}")
+    # seccomp(2) with TSYNC filters every thread of the process; prctl only the calling one (older kernels)
+    rc = libc.syscall(
+        ctypes.c_long(seccomp_nr), ulong(SECCOMP_SET_MODE_FILTER), ulong(SECCOMP_FILTER_FLAG_TSYNC), ctypes.byref(fprog)
+    )
+    if rc != 0 and ctypes.get_errno() in (errno.ENOSYS, errno.EINVAL):
+        rc = libc.prctl(ctypes.c_int(PR_SET_SECCOMP), ulong(SECCOMP_MODE_FILTER), ctypes.byref(fprog), ulong(0), ulong(0))
+    if rc != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"seccomp: {os.strerror(code)}")
+
+
+def _vm_size() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def isolate(memory_bytes: int) -> dict[str, Any]:
+    """Limit this worker's address space and cut it off from the network; say what took effect."""
+    out: dict[str, Any] = {"memory_limit_bytes": None, "network": "parser only"}
+    if memory_bytes > 0:
+        try:
+            import resource
+
+            # never below what the loaded store already maps, or every allocation would fail
+            limit = max(memory_bytes, _vm_size() + 64 * 1024 * 1024)
+            _, hard = resource.getrlimit(resource.RLIMIT_AS)
+            if hard != resource.RLIM_INFINITY:
+                limit = min(limit, hard)
+            resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+            out["memory_limit_bytes"] = limit
+        except (ImportError, ValueError, OSError) as exc:
+            out["memory_error"] = _first_line(exc)
+    try:
+        install_network_filter()
+        out["network"] = "seccomp: no sockets but AF_UNIX"
+    except OSError as exc:
+        out["network_error"] = _first_line(exc)
+    return out
+
+
+# ---------------------------------------------------------------- the worker process
+# Workers are plain subprocesses (python -m spinekg.kg.sparql ASSERTED INFERRED MEMORY) talking over their
+# stdin and stdout with multiprocessing's framed pickles of plain values: no dependence on how the
+# parent was started.
+
+
+def serve(asserted: str, inferred: str, memory_bytes: int) -> None:
     from spinekg.kg.graph import KnowledgeGraph
 
-    store = KnowledgeGraph.from_files(Path(asserted), Path(inferred)).store
     inbox, outbox = Connection(os.dup(0)), Connection(os.dup(1))
-    outbox.send(("ready", None))
+    os.dup2(2, 1)  # a stray print must not corrupt the channel
+    store = KnowledgeGraph.from_files(Path(asserted), Path(inferred)).store
+    inspect_query("ASK {}")  # import rdflib's parser and build its grammar before the limits apply
+    _cached_verdict.cache_clear()
+    outbox.send(("ready", isolate(memory_bytes)))
     while True:
         try:
-            request = inbox.recv()
+            message = inbox.recv()
         except (EOFError, OSError):
             return
-        if request is None:
+        if message is None:
             return
-        query, accept, max_rows = request
         try:
-            result = execute(store, query, accept, max_rows)
-            # plain values: the worker runs as __main__, so its classes would not unpickle in the parent
+            result = execute(store, SparqlRequest(**message))
             outbox.send(("ok", (result.body, result.media_type, result.truncated, result.rows)))
-        except SpinekgError as exc:
-            outbox.send((type(exc).__name__, str(exc)))
+        except SparqlError as exc:
+            outbox.send((type(exc).__name__, str(exc), exc.field))
+        except MemoryError:
+            outbox.send(("SparqlOutOfMemory", "", "query"))
+            return  # a fresh worker replaces this one
+        except RecursionError:
+            outbox.send(("SparqlSyntaxError", TOO_DEEP, "query"))
         except Exception as exc:  # noqa: BLE001 - an evaluation failure becomes a 400 with a short message
-            outbox.send(("SparqlSyntaxError", f"the query failed: {type(exc).__name__}"))
+            outbox.send(("SparqlSyntaxError", f"the query failed: {_first_line(exc)}", "query"))
 
 
 class _Worker:
-    def __init__(self, files: tuple[str, str]) -> None:
+    def __init__(self, files: tuple[str, str], memory_bytes: int, start_timeout: float) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "spinekg.kg.sparql", *files],
+            [sys.executable, "-m", "spinekg.kg.sparql", *files, str(memory_bytes)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -293,78 +756,247 @@ class _Worker:
         self.recv_conn = Connection(os.dup(self.process.stdout.fileno()))
         self.process.stdin.close()
         self.process.stdout.close()
+        self.isolation: dict[str, Any] = {}
         try:
-            ready = self.recv_conn.poll(120) and self.recv_conn.recv()[0] == "ready"
-        except (EOFError, OSError):
-            ready = False
-        if not ready:
-            self.kill()
-            raise SpinekgError("a SPARQL worker did not start")
+            if self.recv_conn.poll(start_timeout):
+                status, payload = self.recv_conn.recv()
+                if status == "ready":
+                    self.isolation = dict(payload)
+                    return
+        except (EOFError, OSError, ValueError):
+            pass
+        self.kill()
+        raise SparqlUnavailable("a SPARQL worker did not start; try again shortly")
+
+    def ask(self, request: SparqlRequest) -> tuple[Any, ...]:
+        """Send one query and wait for the answer within its time limit."""
+        self.send_conn.send({k: getattr(request, k) for k in request.__dataclass_fields__})
+        if not self.recv_conn.poll(request.timeout):
+            raise SparqlTimeout(f"the query ran longer than {request.timeout:g} s and was stopped; add LIMIT or narrow it")
+        reply: tuple[Any, ...] = self.recv_conn.recv()
+        return reply
+
+    def exit_code(self, wait: float) -> int | None:
+        try:
+            return self.process.wait(wait)
+        except subprocess.TimeoutExpired:
+            return None
 
     def kill(self) -> None:
-        self.process.kill()
-        self.process.wait(5)
+        with contextlib.suppress(OSError):
+            self.process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(5)
         for conn in (self.send_conn, self.recv_conn):
             conn.close()
 
 
+class _WorkerLost(Exception):
+    """The worker must be replaced; ``error`` is what the caller is told."""
+
+    def __init__(self, error: SparqlError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+OUT_OF_MEMORY = "the query ran out of memory (the limit of a SPARQL worker is {limit}); narrow it or add LIMIT"
+
+
+@dataclass
+class _Job:
+    request: SparqlRequest
+    future: concurrent.futures.Future[SparqlResult] = field(default_factory=concurrent.futures.Future)
+
+
 class SparqlPool:
-    """A few worker processes, each with its own copy of the store (the graph is small)."""
+    """A few worker processes, each with its own copy of the store (the graph is small), each served by
+    a dispatcher thread of the pool's own; callers wait on a future (``run`` blocks, ``run_async``
+    awaits), never on a thread of the web server."""
 
-    def __init__(self, asserted: Path, inferred: Path, workers: int = 2) -> None:
+    def __init__(self, asserted: Path, inferred: Path, workers: int = 2, config: SparqlPoolConfig | None = None) -> None:
+        self.config = config or SparqlPoolConfig(workers=workers)
         self._files = (str(asserted), str(inferred))
-        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._all: list[_Worker] = []
-        for _ in range(max(1, workers)):
-            self._add()
+        self._pending = 0
+        self._capacity = max(1, self.config.workers) + max(0, self.config.queue_size)
+        self._closed = False
+        self._ready = threading.Event()
+        self._workers: dict[int, _Worker] = {}
+        self._isolation: dict[str, Any] = {}
+        self._threads = [
+            threading.Thread(target=self._dispatch, args=(slot,), name=f"sparql-dispatch-{slot}", daemon=True)
+            for slot in range(max(1, self.config.workers))
+        ]
+        for thread in self._threads:
+            thread.start()
 
-    def _add(self) -> None:
-        worker = _Worker(self._files)
+    # ------------------------------------------------------------ callers
+
+    def submit(self, request: SparqlRequest) -> concurrent.futures.Future[SparqlResult]:
+        """Queue a query; SparqlBusy at once when the queue is full."""
         with self._lock:
-            self._all.append(worker)
-        self._idle.put(worker)
+            if self._closed:
+                raise SparqlUnavailable("the SPARQL endpoint is shutting down")
+            if self._pending >= self._capacity:
+                raise SparqlBusy(f"{self._pending} SPARQL queries are running or waiting, as many as this server takes; retry")
+            self._pending += 1
+        job = _Job(request)
+        job.future.add_done_callback(self._release)
+        self._jobs.put(job)
+        return job.future
 
-    def run(self, query: str, accept: str | None, timeout: float, max_rows: int) -> SparqlResult:
-        screen(query)
-        deadline = time.monotonic() + timeout
+    def _release(self, _: concurrent.futures.Future[SparqlResult]) -> None:
+        with self._lock:
+            self._pending -= 1
+
+    def _queue_wait(self, request: SparqlRequest) -> float:
+        """How long a query may wait for a worker: one time limit (plus the first start of the pool)."""
+        return request.timeout + (0.0 if self._ready.is_set() else self.config.start_timeout)
+
+    def _busy(self, request: SparqlRequest) -> SparqlBusy:
+        return SparqlBusy(f"every SPARQL worker stayed busy for {request.timeout:g} s; try again shortly")
+
+    def run(self, request: SparqlRequest) -> SparqlResult:
+        future = self.submit(request)
         try:
-            worker = self._idle.get(timeout=timeout)
-        except queue.Empty:
-            raise SparqlBusy(f"every SPARQL worker stayed busy for {timeout:g} s") from None
+            return future.result(timeout=self._queue_wait(request))
+        except concurrent.futures.TimeoutError:
+            if future.cancel():
+                raise self._busy(request) from None
+            return future.result()
+
+    async def run_async(self, request: SparqlRequest) -> SparqlResult:
+        future = self.submit(request)
+        waiting = asyncio.wrap_future(future)
         try:
-            worker.send_conn.send((query, accept, max_rows))
-            if not worker.recv_conn.poll(max(0.0, deadline - time.monotonic())):
-                raise SparqlTimeout(f"the query ran longer than {timeout:g} s and was stopped; add LIMIT or narrow it")
-            status, payload = worker.recv_conn.recv()
-        except SparqlTimeout:
-            self._replace(worker)
+            done, _ = await asyncio.wait({waiting}, timeout=self._queue_wait(request))
+        except asyncio.CancelledError:
+            future.cancel()  # the caller went away: drop the query if it has not started
             raise
-        except (EOFError, OSError, BrokenPipeError):
-            self._replace(worker)
-            raise SpinekgError("the SPARQL worker failed") from None
-        self._idle.put(worker)
+        if not done and future.cancel():
+            raise self._busy(request)
+        return await waiting
+
+    def isolation(self) -> dict[str, Any]:
+        """What confines the workers (for a health check): parser, network filter, memory and limits."""
+        with self._lock:
+            ready = len(self._workers)
+            report = dict(self._isolation)
+        return {
+            "workers": max(1, self.config.workers),
+            "ready": ready,
+            "queue_size": self.config.queue_size,
+            "parser": "rdflib SPARQL 1.1 (updates and SERVICE refused)",
+            **report,
+        }
+
+    # ------------------------------------------------------------ dispatchers
+
+    def _start(self, slot: int) -> _Worker | None:
+        try:
+            worker = _Worker(self._files, self.config.memory_bytes, self.config.start_timeout)
+        except (SparqlUnavailable, OSError) as exc:
+            log.error("a SPARQL worker did not start: %s", exc)
+            # fail one waiting query rather than let every caller wait for a worker that may never come
+            with contextlib.suppress(queue.Empty):
+                job = self._jobs.get(timeout=1.0)
+                if job is None:
+                    self._jobs.put(None)
+                elif job.future.set_running_or_notify_cancel():
+                    job.future.set_exception(SparqlUnavailable("no SPARQL worker could be started; try again shortly"))
+            return None
+        with self._lock:
+            if self._closed:
+                worker.kill()
+                return None
+            first = not self._isolation
+            self._workers[slot] = worker
+            self._isolation = worker.isolation
+        if first and not str(worker.isolation.get("network", "")).startswith("seccomp"):
+            log.warning(
+                "SPARQL workers run without a network filter (%s); SERVICE is refused by the parser only",
+                worker.isolation.get("network_error", "unsupported platform"),
+            )
+        self._ready.set()
+        return worker
+
+    def _dispatch(self, slot: int) -> None:
+        worker: _Worker | None = None
+        while True:
+            if worker is None:
+                if self._closed:
+                    return
+                worker = self._start(slot)
+                continue
+            job = self._jobs.get()
+            if job is None:
+                worker.kill()
+                return
+            if not job.future.set_running_or_notify_cancel():
+                continue  # its caller stopped waiting
+            try:
+                job.future.set_result(self._ask(worker, job.request))
+            except _WorkerLost as lost:
+                with self._lock:
+                    self._workers.pop(slot, None)
+                worker.kill()
+                worker = None
+                job.future.set_exception(lost.error)
+            except BaseException as exc:  # noqa: BLE001 - every failure goes to the caller
+                job.future.set_exception(exc)
+
+    def _out_of_memory(self) -> SparqlOutOfMemory:
+        limit = self._isolation.get("memory_limit_bytes")
+        return SparqlOutOfMemory(OUT_OF_MEMORY.format(limit=f"{limit / 2**20:,.0f} MiB" if limit else "the machine's memory"))
+
+    def _ask(self, worker: _Worker, request: SparqlRequest) -> SparqlResult:
+        try:
+            reply = worker.ask(request)
+        except SparqlTimeout as exc:
+            raise _WorkerLost(exc) from None
+        except (EOFError, OSError, ValueError):
+            # The worker died: Rust aborts (SIGABRT) when an allocation fails under RLIMIT_AS, and the
+            # kernel's OOM killer sends SIGKILL.
+            code = worker.exit_code(2.0)
+            if code in (-signal.SIGABRT, -signal.SIGKILL):
+                raise _WorkerLost(self._out_of_memory()) from None
+            raise _WorkerLost(SparqlUnavailable(f"the SPARQL worker stopped on this query (exit status {code})")) from None
+        status, payload = reply[0], reply[1]
         if status == "ok":
             body, media_type, truncated, rows = payload
             return SparqlResult(body, media_type, truncated, rows)
-        error = {"SparqlRefused": SparqlRefused, "SparqlSyntaxError": SparqlSyntaxError}.get(status, SpinekgError)
-        raise error(str(payload))
-
-    def _replace(self, worker: _Worker) -> None:
-        worker.kill()
-        with self._lock:
-            self._all.remove(worker)
-        threading.Thread(target=self._add, daemon=True).start()
+        if status == "SparqlOutOfMemory":
+            raise _WorkerLost(self._out_of_memory())
+        error = _ERRORS.get(status, SparqlUnavailable)
+        raise error(str(payload), reply[2] if len(reply) > 2 else None)
 
     def close(self) -> None:
         with self._lock:
-            workers = list(self._all)
-            self._all.clear()
-        for worker in workers:
+            if self._closed:
+                return
+            self._closed = True
+            workers = list(self._workers.values())
+            self._workers.clear()
+        for _ in self._threads:
+            self._jobs.put(None)
+        for worker in workers:  # a dispatcher waiting on its worker sees it die, then closes it
             with contextlib.suppress(OSError):
-                worker.send_conn.send(None)
-            worker.kill()
+                worker.process.kill()
+        for thread in self._threads:
+            thread.join(5)
+        while True:  # queries still queued get an answer
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None and job.future.set_running_or_notify_cancel():
+                job.future.set_exception(SparqlUnavailable("the SPARQL endpoint is shutting down"))
 
 
 if __name__ == "__main__":
-    _serve(sys.argv[1], sys.argv[2])
+    # Run the importable module's serve(), not this __main__ copy's, so that its classes are the ones
+    # every other import sees.
+    from spinekg.kg.sparql import serve as _serve
+
+    _serve(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 0)

@@ -1,93 +1,116 @@
-"""SPARQL 1.1 Protocol endpoint, read-only (rdflib-endpoint's posture with enable_update=False):
-queries by GET ?query=, POST form or POST application/sparql-query; results by content negotiation;
-a service description when no query is given."""
+"""SPARQL 1.1 Protocol endpoint, read-only: queries by GET ?query=, POST form or POST
+application/sparql-query; the dataset from default-graph-uri / named-graph-uri (else FROM / FROM NAMED,
+else the union of the asserted and the inferred graph); results by Accept (q-values honoured) or by the
+`format` / `output` / `results` parameters SPARQLWrapper, Virtuoso and Fuseki send; the service
+description (Turtle, JSON-LD, RDF/XML) when no query is given.
+
+Queries are awaited on the SPARQL pool's own queue (kg.sparql), never on the server's threadpool: a
+flood of slow queries gets 503s with Retry-After while every other route goes on answering."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from spinekg.api.deps import ServiceDep, SettingsDep
+from spinekg.api.responses import JSON
 from spinekg.api.settings import Settings
 from spinekg.kg.errors import InputError
 from spinekg.kg.service import KnowledgeService
-from spinekg.kg.sparql import SHORT_NAMES
+from spinekg.kg.sparql import (
+    GRAPH_FORMATS,
+    SELECT_FORMATS,
+    SERVICE_DESCRIPTION_TYPES,
+    SparqlNotAcceptable,
+    SparqlPoolConfig,
+    SparqlProtocolError,
+    SparqlRequest,
+    best_type,
+    service_description,
+)
 
 router = APIRouter(tags=["SPARQL"])
 
+FORMAT_PARAMETERS = ("format", "output", "results")
+UPDATE_REFUSED = {"detail": "updates are refused: the SPARQL endpoint is read-only", "field": "update"}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"example": {"detail": description, "field": "query"}}},
+    }
+
+
 SPARQL_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "results",
-        "content": {
-            "application/sparql-results+json": {},
-            "application/sparql-results+xml": {},
-            "text/csv": {},
-            "text/tab-separated-values": {},
-            "text/turtle": {},
-            "application/n-triples": {},
-            "application/ld+json": {},
-            "application/rdf+xml": {},
-        },
+        "description": "results, or the service description when no query is given",
+        "content": {media: {} for media in [*SELECT_FORMATS, *GRAPH_FORMATS]},
     },
-    400: {"description": "the query does not parse"},
-    403: {"description": "updates, LOAD and SERVICE are refused"},
-    406: {"description": "no acceptable result format"},
-    503: {"description": "the query ran past the time limit and was stopped"},
+    400: _error("the query does not parse, or a graph name is not an IRI"),
+    403: _error("updates, LOAD and SERVICE are refused"),
+    406: _error("no acceptable result format"),
+    413: _error("the result is larger than the byte limit of one answer"),
+    415: _error("POST needs application/sparql-query or a form"),
+    422: _error("the query is too long or missing"),
+    503: _error("the query ran past the time or memory limit, or too many queries are waiting (Retry-After)"),
 }
 
 
-def service_description(base: str) -> str:
-    endpoint = base.rstrip("/") + "/sparql"
-    formats = [
-        "SPARQL_Results_JSON",
-        "SPARQL_Results_XML",
-        "SPARQL_Results_CSV",
-        "SPARQL_Results_TSV",
-        "Turtle",
-        "N-Triples",
-        "JSON-LD",
-        "RDF_XML",
-    ]
-    lines = [
-        "@prefix sd: <http://www.w3.org/ns/sparql-service-description#> .",
-        "@prefix fmt: <http://www.w3.org/ns/formats/> .",
-        "@prefix dcterms: <http://purl.org/dc/terms/> .",
-        "",
-        f"<{endpoint}> a sd:Service ;",
-        f"    sd:endpoint <{endpoint}> ;",
-        "    sd:supportedLanguage sd:SPARQL11Query ;",
-        "    sd:feature sd:UnionDefaultGraph ;",
-        "    " + " ; ".join(f"sd:resultFormat fmt:{f}" for f in formats) + " ;",
-        '    dcterms:description "Read-only SPARQL over the spinekg reasoned graph (asserted + inferred triples as the '
-        'default graph). Updates, LOAD and SERVICE are refused; each query runs under a time and a result-size limit." ;',
-        "    sd:defaultDataset [ a sd:Dataset ; sd:defaultGraph [ a sd:Graph ] ;",
-        "        sd:namedGraph [ sd:name <https://w3id.org/spinekg/graph/asserted> ] ,",
-        "                      [ sd:name <https://w3id.org/spinekg/graph/inferred> ] ] .",
-    ]
-    return "\n".join(lines) + "\n"
+def _values(params: Sequence[tuple[str, str]], name: str) -> list[str]:
+    return [v for k, v in params if k == name]
 
 
-async def _answer(
-    query: str | None,
-    accept: str | None,
-    fmt: str | None,
-    request: Request,
-    service: KnowledgeService,
-    settings: Settings,
-) -> Response:
-    if query is None or not query.strip():
-        return Response(service_description(str(request.base_url)), media_type="text/turtle")
+def _protocol_request(params: Sequence[tuple[str, str]], accept: str | None, settings: Settings) -> SparqlRequest | None:
+    """The SPARQL request the protocol parameters make (None: no query, the service description)."""
+    queries = _values(params, "query")
+    if len(queries) > 1:
+        raise SparqlProtocolError("give one query per request, not several", "query")
+    if not queries or not queries[0].strip():
+        return None
+    query = queries[0]
     if len(query) > settings.max_query_length:
         raise InputError("query", f"the query is longer than {settings.max_query_length} characters")
-    if fmt:
-        if fmt.lower() not in SHORT_NAMES:
-            raise InputError("format", f"{fmt!r} is not a result format; use one of {', '.join(sorted(SHORT_NAMES))}")
-        accept = SHORT_NAMES[fmt.lower()]
-    result = await run_in_threadpool(service.sparql, query, accept, settings.sparql_timeout_seconds, settings.sparql_max_rows)
+    return SparqlRequest(
+        query=query,
+        accept=accept,
+        formats=tuple(v for name in FORMAT_PARAMETERS for v in _values(params, name)),
+        default_graphs=tuple(_values(params, "default-graph-uri")),
+        named_graphs=tuple(_values(params, "named-graph-uri")),
+        timeout=settings.sparql_timeout_seconds,
+        max_rows=settings.sparql_max_rows,
+        max_bytes=settings.sparql_max_result_bytes,
+    )
+
+
+def _pool_config(settings: Settings) -> SparqlPoolConfig:
+    return SparqlPoolConfig(
+        workers=settings.sparql_workers,
+        memory_bytes=settings.sparql_worker_memory_mb * 1024 * 1024,
+        queue_size=settings.sparql_queue_size,
+    )
+
+
+def _description(accept: str | None, settings: Settings) -> Response:
+    media = best_type(SERVICE_DESCRIPTION_TYPES, accept) if accept else None
+    if media == "":
+        raise SparqlNotAcceptable("the service description is served as " + ", ".join(SERVICE_DESCRIPTION_TYPES))
+    media = media or SERVICE_DESCRIPTION_TYPES[-1]
+    return Response(service_description(media, settings.public_base_url), media_type=media, headers={"Vary": "Accept"})
+
+
+async def _answer(params: Sequence[tuple[str, str]], request: Request, service: KnowledgeService, settings: Settings) -> Response:
+    accept = ",".join(request.headers.getlist("accept")) or None
+    if _values(params, "update"):
+        return JSON(UPDATE_REFUSED, status_code=403)
+    sparql = _protocol_request(params, accept, settings)
+    if sparql is None:
+        return _description(accept, settings)
+    result = await service.sparql_pool(_pool_config(settings)).run_async(sparql)
     headers = {"Vary": "Accept"}
     if result.truncated:
         headers["X-SPARQL-MaxRows"] = str(settings.sparql_max_rows)
@@ -104,6 +127,8 @@ async def sparql_get(
     request: Request,
     service: ServiceDep,
     settings: SettingsDep,
+    # Declared for the documentation; every parameter is read from the query string as a list, so that
+    # repeated values mean the same in GET and POST.
     query: Annotated[
         str | None,
         Query(
@@ -114,9 +139,16 @@ async def sparql_get(
             ],
         ),
     ] = None,
-    format: Annotated[str | None, Query(description="override Accept: json, xml, csv, tsv, turtle, nt, jsonld, rdfxml")] = None,
+    default_graph_uri: Annotated[
+        list[str] | None, Query(alias="default-graph-uri", description="graphs whose merge is the default graph")
+    ] = None,
+    named_graph_uri: Annotated[list[str] | None, Query(alias="named-graph-uri", description="graphs GRAPH can name")] = None,
+    format: Annotated[
+        str | None,
+        Query(description="override Accept: json, xml, csv, tsv, turtle, n3, nt, json-ld, rdf, or a media type; also as output="),
+    ] = None,
 ) -> Response:
-    return await _answer(query, request.headers.get("accept"), format, request, service, settings)
+    return await _answer(list(request.query_params.multi_items()), request, service, settings)
 
 
 @router.post(
@@ -126,7 +158,17 @@ async def sparql_get(
         "requestBody": {
             "content": {
                 "application/sparql-query": {"schema": {"type": "string"}},
-                "application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": {"query": {"type": "string"}}}},
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "query": {"type": "string"},
+                            "default-graph-uri": {"type": "array", "items": {"type": "string"}},
+                            "named-graph-uri": {"type": "array", "items": {"type": "string"}},
+                            "format": {"type": "string"},
+                        },
+                    }
+                },
             }
         }
     },
@@ -134,38 +176,34 @@ async def sparql_get(
 )
 async def sparql_post(request: Request, service: ServiceDep, settings: SettingsDep) -> Response:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await request.body()
-    if len(body) > settings.max_query_length * 4:
-        raise InputError("query", "the request body is too large")
+    if content_type == "application/sparql-update":
+        return JSON(UPDATE_REFUSED, status_code=403)
+    if content_type not in ("application/sparql-query", "application/x-www-form-urlencoded", ""):
+        return JSON(
+            {"detail": "send application/sparql-query or a form with a query field", "field": "Content-Type"},
+            status_code=415,
+        )
+    limit = settings.max_query_length * 4
+    body = bytearray()
+    async for chunk in request.stream():  # stop reading at the limit rather than buffer any body
+        body += chunk
+        if len(body) > limit:
+            raise InputError("query", "the request body is too large")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError("query", "the body is not UTF-8") from None
-    fmt = request.query_params.get("format")
+    params = list(request.query_params.multi_items())
     if content_type == "application/sparql-query":
-        query: str | None = text
-    elif content_type in ("application/x-www-form-urlencoded", ""):
-        form = parse_qs(text)
-        if "update" in form:
-            return Response(
-                '{"detail":"updates are refused: the SPARQL endpoint is read-only","field":"update"}',
-                status_code=403,
-                media_type="application/json",
-            )
-        query = form["query"][0] if form.get("query") else None
-        fmt = fmt or (form["format"][0] if form.get("format") else None)
-        if query is None:
-            raise InputError("query", "the form has no 'query' field")
-    elif content_type == "application/sparql-update":
-        return Response(
-            '{"detail":"updates are refused: the SPARQL endpoint is read-only","field":"update"}',
-            status_code=403,
-            media_type="application/json",
-        )
+        if not text.strip():
+            raise InputError("query", "the body holds no query")
+        params = [(k, v) for k, v in params if k != "query"] + [("query", text)]
     else:
-        return Response(
-            '{"detail":"send application/sparql-query or a form with a query field","field":"Content-Type"}',
-            status_code=415,
-            media_type="application/json",
-        )
-    return await _answer(query, request.headers.get("accept"), fmt, request, service, settings)
+        try:
+            form = parse_qsl(text, keep_blank_values=True, max_num_fields=1000)
+        except ValueError:
+            raise InputError("query", "the form has too many fields") from None
+        if not any(v.strip() for v in _values(form, "query")) and not _values(form, "update") and not _values(params, "update"):
+            raise InputError("query", "the form has no 'query' field")
+        params = [(k, v) for k, v in params if k != "query"] + form
+    return await _answer(params, request, service, settings)

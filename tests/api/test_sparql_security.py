@@ -1,0 +1,437 @@
+"""The SPARQL endpoint against hostile queries: SERVICE in every spelling (a live TCP listener on
+loopback must never be contacted), updates, deep nesting, result and memory blow-ups, and a flood of
+slow queries that must not starve the other routes. Then the worker's own network filter (seccomp),
+proven in a subprocess with the parser bypassed."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import platform
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from spinekg.api.main import create_app
+from spinekg.api.settings import Settings
+from spinekg.kg.graph import KnowledgeGraph
+from spinekg.kg.sparql import SECCOMP_ARCHES, network_filter_program
+from tests.api.conftest import LiveServer
+from tests.conftest import REPO
+
+SEND = {"content-type": "application/sparql-query"}
+SECCOMP = sys.platform.startswith("linux") and platform.machine().lower() in SECCOMP_ARCHES
+
+
+class Listener:
+    """A TCP listener on a free loopback port that counts connections: the SSRF target."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = int(self.sock.getsockname()[1])
+        self.contacts = 0
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.contacts += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def listener() -> Iterator[Listener]:
+    target = Listener()
+    yield target
+    target.close()
+
+
+def assert_error(response: Any, status: int, field: str = "query") -> dict[str, Any]:
+    assert response.status_code == status, response.text[:500]
+    assert response.headers["content-type"].startswith("application/json")
+    body: dict[str, Any] = response.json()
+    assert isinstance(body["detail"], str) and body["detail"] and body["field"] == field, body
+    assert "Traceback" not in response.text
+    return body
+
+
+# ---------------------------------------------------------------- SERVICE in every spelling
+
+# {T} is the listener's IRI, {P} its port. Every one is a query Oxigraph would run, contacting {T}.
+SERVICE_SPELLINGS = {
+    "escaped-quote-in-long-single-string": "SELECT * WHERE { BIND('''a\\'''' AS ?x) SERVICE {T} { ?s ?p ?o } BIND('z' AS ?y) }",
+    "escaped-quote-in-long-double-string": 'SELECT * WHERE { BIND("""a\\"""" AS ?x) SERVICE {T} { ?s ?p ?o } BIND("z" AS ?y) }',
+    "escaped-quote-in-short-string": "SELECT * WHERE { BIND('\\'' AS ?x) SERVICE {T} { ?s ?p ?o } }",
+    "comment-before": "# a comment: SELECT * WHERE {}\nSELECT * WHERE { # } \n SERVICE {T} { ?s ?p ?o } }",
+    "comment-after": "SELECT * WHERE { SERVICE {T} { ?s ?p ?o } } # SERVICE was here",
+    "prefixed-iri": "PREFIX x: <http://127.0.0.1:{P}/> SELECT * WHERE { SERVICE x: { ?s ?p ?o } }",
+    "prefixed-iri-local-name": "PREFIX x: <http://127.0.0.1:{P}/> SELECT * WHERE { SERVICE x:sparql { ?s ?p ?o } }",
+    "relative-iri-against-base": "BASE <http://127.0.0.1:{P}/> SELECT * WHERE { SERVICE <sparql> { ?s ?p ?o } }",
+    "variable-bound-by-bind": "SELECT * WHERE { BIND({T} AS ?g) SERVICE ?g { ?s ?p ?o } }",
+    "variable-bound-by-values": "SELECT * WHERE { VALUES ?g { {T} } SERVICE ?g { ?s ?p ?o } }",
+    "silent": "SELECT * WHERE { SERVICE SILENT {T} { ?s ?p ?o } }",
+    "lower-case": "select * where { service {T} { ?s ?p ?o } }",
+    "mixed-case": "SeLeCt * WhErE { sErViCe SiLeNt {T} { ?s ?p ?o } }",
+    "odd-whitespace": "SELECT\t*\r\nWHERE\n{\n\tSERVICE\n\n{T}\t{?s ?p ?o}\r}",
+    "unicode-escaped-keyword": "SELECT * WHERE { \\u0053ERVICE {T} { ?s ?p ?o } }",
+    "in-optional": "SELECT * WHERE { ?s ?p ?o OPTIONAL { SERVICE {T} { ?s ?p ?x } } }",
+    "in-union": "SELECT * WHERE { { ?s ?p ?o } UNION { SERVICE {T} { ?s ?p ?o } } }",
+    "in-minus": "SELECT * WHERE { ?s ?p ?o MINUS { SERVICE {T} { ?s ?p ?o } } }",
+    "in-graph": "SELECT * WHERE { GRAPH ?g { SERVICE {T} { ?s ?p ?o } } }",
+    "in-subquery": "SELECT * WHERE { { SELECT ?s WHERE { SERVICE {T} { ?s ?p ?o } } LIMIT 1 } }",
+    "in-filter-exists": "SELECT * WHERE { ?s ?p ?o FILTER EXISTS { SERVICE {T} { ?s ?p ?o } } }",
+    "in-filter-not-exists": "SELECT * WHERE { ?s ?p ?o FILTER NOT EXISTS { SERVICE {T} { ?a ?b ?c } } }",
+    "in-bind-exists": "SELECT * WHERE { BIND(EXISTS { SERVICE {T} { ?s ?p ?o } } AS ?e) }",
+    "construct": "CONSTRUCT { ?s ?p ?o } WHERE { SERVICE {T} { ?s ?p ?o } }",
+    "construct-where-nested": "CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o FILTER EXISTS { SERVICE {T} { ?s ?p ?o } } }",
+    "ask": "ASK { SERVICE {T} { ?s ?p ?o } }",
+    "describe": "DESCRIBE ?s WHERE { SERVICE {T} { ?s ?p ?o } }",
+}
+
+
+def spell(template: str, listener: Listener) -> str:
+    return template.replace("{T}", f"<http://127.0.0.1:{listener.port}/>").replace("{P}", str(listener.port))
+
+
+@pytest.mark.parametrize("name", sorted(SERVICE_SPELLINGS))
+def test_service_is_refused_in_every_spelling(client: TestClient, listener: Listener, name: str) -> None:
+    query = spell(SERVICE_SPELLINGS[name], listener)
+    for response in (
+        client.post("/sparql", content=query, headers=SEND),
+        client.get("/sparql", params={"query": query}),
+        client.post("/sparql", data={"query": query}),
+    ):
+        body = assert_error(response, 403)
+        assert "SERVICE" in body["detail"]
+    assert listener.contacts == 0, f"{name}: the listener was contacted"
+
+
+def test_the_corpus_is_real_ssrf_for_bare_oxigraph() -> None:
+    """Without the endpoint's defences, Oxigraph itself contacts the target for nearly every spelling
+    (not for `SERVICE ?g`, which it evaluates unbound, nor for a \\u-escaped keyword, which it does not
+    unescape): the corpus tests something real."""
+    import pyoxigraph as ox
+
+    target = Listener()
+    store = ox.Store()
+    store.add(ox.Quad(ox.NamedNode("urn:s"), ox.NamedNode("urn:p"), ox.NamedNode("urn:o"), ox.NamedNode("urn:g")))
+    reached = []
+    try:
+        for name, template in SERVICE_SPELLINGS.items():
+            before = target.contacts
+            with contextlib.suppress(Exception):
+                result = store.query(spell(template, target), use_default_graph_as_union=True)
+                if not isinstance(result, ox.QueryBoolean):
+                    list(result)
+            deadline = time.monotonic() + 2
+            while target.contacts == before and time.monotonic() < deadline and "variable" not in name and "unicode" not in name:
+                time.sleep(0.01)
+            if target.contacts > before:
+                reached.append(name)
+    finally:
+        target.close()
+    assert len(SERVICE_SPELLINGS) >= 15 and len(reached) >= 15, reached
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT ?service WHERE { ?service ?p ?o } LIMIT 1",
+        "SELECT * WHERE { ?s ?p 'SERVICE <http://127.0.0.1:9/> { ?a ?b ?c }' }",
+        'SELECT ?insert ?delete WHERE { BIND("DROP ALL; LOAD <http://x/>" AS ?insert) BIND(1 AS ?delete) }',
+        "# SERVICE <http://127.0.0.1:9/> { }\nASK { ?s ?p ?o }",
+        "PREFIX service: <https://w3id.org/spinekg/vocab/> SELECT * WHERE { ?s service:addOnFor ?o } LIMIT 1",
+    ],
+    ids=[
+        "variable-named-service",
+        "service-in-a-literal",
+        "update-words-in-literals",
+        "service-in-a-comment",
+        "prefix-named-service",
+    ],
+)
+def test_service_and_update_words_elsewhere_are_fine(client: TestClient, query: str) -> None:
+    response = client.get("/sparql", params={"query": query})
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        "INSERT DATA { <urn:a> <urn:b> <urn:c> }",
+        "insert data { <urn:a> <urn:b> <urn:c> }",
+        "DELETE DATA { <urn:a> <urn:b> <urn:c> }",
+        "DELETE WHERE { ?s ?p ?o }",
+        "WITH <urn:g> DELETE { ?s ?p ?o } INSERT { ?s ?p 1 } WHERE { ?s ?p ?o }",
+        "PREFIX x: <urn:x#> LOAD <http://127.0.0.1:9/data.ttl>",
+        "LOAD SILENT <http://127.0.0.1:9/data.ttl> INTO GRAPH <urn:g>",
+        "CLEAR ALL",
+        "DROP GRAPH <https://w3id.org/spinekg/graph/inferred>",
+        "CREATE GRAPH <urn:g>",
+        "ADD DEFAULT TO <urn:g>",
+        "MOVE <urn:a> TO <urn:b>",
+        "COPY <urn:a> TO DEFAULT",
+        "# comment\n  clear   default ;  drop all",
+    ],
+)
+def test_every_update_is_refused(client: TestClient, update: str) -> None:
+    assert_error(client.post("/sparql", content=update, headers=SEND), 403)
+    assert_error(client.get("/sparql", params={"query": update}), 403)
+    assert_error(client.post("/sparql", data={"update": update}), 403, field="update")
+    assert_error(client.post("/sparql", content=update, headers={"content-type": "application/sparql-update"}), 403, "update")
+    count = client.get("/sparql", params={"query": "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"})
+    assert int(count.json()["results"]["bindings"][0]["n"]["value"]) > 7000, "nothing was dropped"
+
+
+# ---------------------------------------------------------------- malformed and deep
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT * WHERE " + "{" * 5000 + "}" * 5000,
+        "SELECT * WHERE { FILTER(" + "(" * 5000 + "1" + ")" * 5000 + ") }",
+        "SELECT * WHERE { " + "OPTIONAL { " * 3000 + "}" * 3001,
+        "SELECT * WHERE " + "{" * 5000,
+        "SELECT * WHERE { ?s ?p ?o } ORDER BY " + "(" * 3000 + "?s" + ")" * 3000,
+        "ASK { " + "?s ?p ?o . " + "FILTER EXISTS { " * 2000 + "}" * 2001,
+        "SELEC * WHERE { ?s ?p ?o }",
+        "SELECT * WHERE { ?s ?p }",
+        "SELECT ?x WHERE { ?s ?p ?o } GROUP BY ?s",
+        "\x00\x01\x02",
+        "PREFIX x: <urn:x#>",
+    ],
+    ids=[
+        "groups",
+        "parentheses",
+        "optionals",
+        "unclosed",
+        "order-by",
+        "exists",
+        "typo",
+        "short-triple",
+        "bad-projection",
+        "binary",
+        "prologue-only",
+    ],
+)
+def test_malformed_and_deep_queries_are_400(client: TestClient, query: str) -> None:
+    assert_error(client.post("/sparql", content=query, headers=SEND), 400)
+    assert client.get("/sparql", params={"query": "ASK {}"}).json()["boolean"] is True, "the worker still answers"
+
+
+# ---------------------------------------------------------------- unbounded work
+
+CONCAT = (
+    "SELECT ?v WHERE { BIND('a' AS ?v0) "
+    + " ".join(f"BIND(CONCAT(?v{i}, ?v{i}) AS ?v{i + 1})" for i in range(27))
+    + " BIND(?v27 AS ?v) }"
+)
+CROSS_JOIN = "SELECT ?a ?b ?c WHERE { ?a ?p ?x . ?b ?q ?y . ?c ?r ?z } ORDER BY ?c ?b ?a"
+
+
+def test_a_134_mb_row_is_refused(client: TestClient) -> None:
+    started = time.monotonic()
+    response = client.post("/sparql", content=CONCAT, headers=SEND)
+    assert response.status_code in (413, 503), response.status_code
+    body = assert_error(response, response.status_code)
+    assert "bytes" in body["detail"] or "memory" in body["detail"]
+    assert len(response.content) < 1000 and time.monotonic() - started < 10
+
+
+@pytest.fixture(scope="module")
+def tight(graph: KnowledgeGraph) -> Iterator[TestClient]:
+    """An app whose SPARQL worker may use 400 MiB and answer 4 kB, with time enough to hit those first."""
+    settings = Settings(
+        sparql_timeout_seconds=60,
+        sparql_workers=1,
+        sparql_worker_memory_mb=400,
+        sparql_max_result_bytes=4096,
+        sparql_max_rows=1000,
+    )
+    with TestClient(create_app(settings, graph=graph)) as test_client:
+        yield test_client
+
+
+def test_a_query_that_runs_out_of_memory_gets_503_and_a_new_worker(tight: TestClient) -> None:
+    started = time.monotonic()
+    body = assert_error(tight.post("/sparql", content=CROSS_JOIN, headers=SEND), 503)
+    assert "ran out of memory" in body["detail"] and "narrow it" in body["detail"]
+    assert time.monotonic() - started < 30
+    after = tight.get("/sparql", params={"query": "ASK { ?s ?p ?o }"})
+    assert after.status_code == 200 and after.json()["boolean"] is True, "a fresh worker answers the next query"
+    isolation = tight.app.state.service.sparql_isolation()  # type: ignore[attr-defined]
+    assert 400 * 2**20 <= isolation["memory_limit_bytes"] < 600 * 2**20
+
+
+def test_the_byte_cap_refuses_a_large_answer_whatever_its_format(tight: TestClient) -> None:
+    for accept in ("application/sparql-results+json", "text/csv", "application/sparql-results+xml"):
+        response = tight.get("/sparql", params={"query": "SELECT * WHERE { ?s ?p ?o }"}, headers={"accept": accept})
+        body = assert_error(response, 413)
+        assert "4,096 bytes" in body["detail"]
+    graph = tight.get("/sparql", params={"query": "CONSTRUCT WHERE { ?s ?p ?o }"})
+    assert_error(graph, 413)
+    small = tight.get("/sparql", params={"query": "SELECT * WHERE { ?s ?p ?o } LIMIT 3"})
+    assert small.status_code == 200 and len(small.json()["results"]["bindings"]) == 3
+
+
+def test_the_row_cap_still_cuts(client: TestClient) -> None:
+    response = client.get("/sparql", params={"query": "SELECT ?s WHERE { ?s ?p ?o }"}, headers={"accept": "text/csv"})
+    assert response.status_code == 200 and response.headers["x-sparql-maxrows"] == "50"
+    assert len(response.text.strip().splitlines()) == 51
+
+
+def test_isolation_is_reported(client: TestClient) -> None:
+    client.get("/sparql", params={"query": "ASK {}"})
+    isolation = client.app.state.service.sparql_isolation()  # type: ignore[attr-defined]
+    assert isolation["workers"] == 1 and isolation["ready"] >= 0 and "rdflib" in isolation["parser"]
+    assert isolation["memory_limit_bytes"] >= 1024 * 2**20
+    if SECCOMP:
+        assert isolation["network"].startswith("seccomp"), isolation
+
+
+# ---------------------------------------------------------------- a flood of slow queries
+
+
+def _get(url: str, headers: dict[str, str] | None = None, data: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, data=data, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
+
+
+@pytest.mark.slow
+def test_sixty_slow_queries_leave_healthz_fast(live_server: LiveServer) -> None:
+    slow = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i }"
+    url = live_server.url + "/sparql"
+    _get(url + "?" + urllib.parse.urlencode({"query": "ASK {}"}))  # the workers are up
+    latencies: list[float] = []
+    lookups: list[float] = []
+    with ThreadPoolExecutor(60) as pool:
+        futures = [pool.submit(_get, url, SEND, slow.encode()) for _ in range(60)]
+        time.sleep(0.5)  # every query is in: one runs, the queue is full, the rest were turned away
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            status, _, _ = _get(live_server.url + "/healthz")
+            latencies.append(time.perf_counter() - started)
+            assert status == 200
+            started = time.perf_counter()
+            status, _, _ = _get(live_server.url + "/codes/22512/pairs")
+            lookups.append(time.perf_counter() - started)
+            assert status == 200
+            time.sleep(0.05)
+        answers = [f.result() for f in futures]
+    assert max(latencies) < 0.1, f"/healthz took up to {max(latencies) * 1000:.0f} ms"
+    assert max(lookups) < 0.25, f"/codes/22512/pairs took up to {max(lookups) * 1000:.0f} ms"
+    statuses = [status for status, _, _ in answers]
+    assert set(statuses) == {503}, statuses
+    for _, _, body in answers:
+        data = json.loads(body)
+        assert data["detail"] and data["field"] == "query"
+    assert any("retry-after" in headers for _, headers, _ in answers), "a full queue says when to come back"
+    # the endpoint recovers
+    for _ in range(50):
+        status, _, _ = _get(url + "?" + urllib.parse.urlencode({"query": "ASK {}"}))
+        if status == 200:
+            break
+        time.sleep(0.2)
+    assert status == 200
+
+
+# ---------------------------------------------------------------- the worker's network filter
+
+_FILTERED_WORKER = """
+import socket, sys
+import pyoxigraph as ox
+from spinekg.kg.sparql import SparqlRequest, execute, install_network_filter
+port, apply = int(sys.argv[1]), sys.argv[2] == "filter"
+store = ox.Store()
+store.add(ox.Quad(ox.NamedNode("urn:s"), ox.NamedNode("urn:p"), ox.NamedNode("urn:o"), ox.NamedNode("urn:g")))
+if apply:
+    install_network_filter()
+    for family in (socket.AF_INET, socket.AF_INET6):
+        for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+            try:
+                socket.socket(family, kind)
+            except PermissionError:
+                continue
+            print("socket allowed", family, kind)
+            sys.exit(3)
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2)
+    except PermissionError:
+        pass
+    else:
+        print("connected")
+        sys.exit(4)
+    socket.socket(socket.AF_UNIX).close()  # Unix sockets stay allowed
+# the parser is bypassed: only the filter stands between this SERVICE and the listener
+query = "SELECT * WHERE { SERVICE <http://127.0.0.1:%d/sparql> { ?s ?p ?o } }" % port
+try:
+    execute(store, SparqlRequest(query), check=False)
+    print("answered")
+except Exception as exc:
+    print("failed:", type(exc).__name__)
+"""
+
+
+@pytest.mark.skipif(not SECCOMP, reason="the seccomp filter is for Linux on x86-64 and AArch64")
+def test_the_filtered_worker_cannot_open_a_tcp_socket(listener: Listener) -> None:
+    def run(mode: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", _FILTERED_WORKER, str(listener.port), mode],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO,
+            check=False,
+        )
+
+    before = listener.contacts
+    control = run("open")  # without the filter, the same SERVICE reaches the listener: the test can see it
+    assert control.returncode == 0, control.stdout + control.stderr
+    deadline = time.monotonic() + 5
+    while listener.contacts == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert listener.contacts > before, "the control run should have contacted the listener"
+    contacted = listener.contacts
+    filtered = run("filter")
+    assert filtered.returncode == 0, filtered.stdout + filtered.stderr
+    assert "failed:" in filtered.stdout, filtered.stdout
+    time.sleep(0.3)
+    assert listener.contacts == contacted, "the filtered worker reached the listener"
+
+
+@pytest.mark.parametrize("machine", sorted(SECCOMP_ARCHES))
+def test_the_filter_program_checks_the_architecture_first(machine: str) -> None:
+    audit_arch, socket_nr, _ = SECCOMP_ARCHES[machine]
+    program = network_filter_program(audit_arch, socket_nr)
+    assert program[0] == (0x20, 0, 0, 4), "load seccomp_data.arch"
+    assert program[1][3] == audit_arch and program[6][3] == socket_nr and program[8][3] == socket.AF_UNIX
+    assert program[-2][3] == 0x7FFF0000 and program[-1][3] == 0x00050000 | 1  # allow; ERRNO(EPERM)
+    for index, (code, jt, jf, _) in enumerate(program):
+        if code & 0x07 == 0x05:  # jumps stay inside the program
+            assert index + 1 + max(jt, jf) < len(program)
