@@ -1,41 +1,268 @@
-"""Claim validation (the same contract as `spinekg validate`). Claim bodies are never logged."""
+"""Claim validation (the same contract as `spinekg validate`). Claim bodies are never logged.
+
+Every request is bounded work that never holds up the event loop:
+
+* a body larger than SPINEKG_MAX_CLAIM_BYTES (one claim) or SPINEKG_BATCH_MAX_BYTES (a batch) is
+  refused with 413 before it is parsed: on its Content-Length, else as soon as the bytes received
+  pass the cap (a chunked body is counted as it arrives);
+* a claim of more than SPINEKG_MAX_CLAIM_LINES lines is refused (422 naming ``lines``; in a batch,
+  an error object for that claim);
+* the check itself (and, for a batch, parsing the body and writing the answer) runs in a worker
+  thread, at most SPINEKG_CLAIM_THREADS at once; further requests wait for a thread without blocking
+  the other routes;
+* a batch answer is streamed, about CHUNK_BYTES at a time, so that memory does not grow with the
+  findings of the whole batch.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar, TypeVar
 
-from spinekg.api.deps import ServiceDep, SettingsDep
-from spinekg.api.responses import JSON
+import orjson
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import StreamingResponse
+from fastapi.routing import APIRoute
+from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope
+
+from spinekg.api.responses import JSON, dumps
 from spinekg.api.schemas import BatchRequest, BatchResponse, Claim, ErrorBody, Verdict
+from spinekg.api.settings import Settings
+from spinekg.kg.claims.parse import load_json
 from spinekg.kg.errors import InputError
+from spinekg.kg.service import KnowledgeService
+
+T = TypeVar("T")
+_UNREAD = object()
+MAX_DRAIN = 32 * 1024 * 1024  # the most of a refused body read (and dropped) before answering 413
+CHUNK_BYTES = 256 * 1024  # a batch's results are computed and sent about this much at a time
+Counts = dict[str, int]
+
+
+class CappedRequest(Request):
+    """A request whose body is read with a byte cap: 413 as soon as the declared length or the bytes
+    received pass it, so that an oversized body is neither held in memory nor parsed."""
+
+    def __init__(self, scope: Scope, receive: Receive, limit: int, setting: str) -> None:
+        super().__init__(scope, receive)
+        self.limit = limit
+        self.setting = setting
+        self._capped: bytes | None = None
+        self._parsed: Any = _UNREAD
+        self._received_all = False
+
+    def _too_large(self) -> HTTPException:
+        return HTTPException(
+            status_code=413,
+            detail=f"the request body is larger than {self.limit} bytes (SPINEKG_{self.setting.upper()}); "
+            "split the claims into smaller requests, or use spinekg validate --batch for large files",
+        )
+
+    async def body(self) -> bytes:
+        if self._capped is None:
+            declared = self.headers.get("content-length", "")
+            if declared.isascii() and declared.isdigit():
+                size = int(declared) if len(declared) <= 15 else MAX_DRAIN + 1  # 16 digits: more than any cap
+                if size > self.limit:
+                    if size <= MAX_DRAIN and "100-continue" not in self.headers.get("expect", "").lower():
+                        await self._drain()  # else the client has not sent the body, or it is too much to wait for
+                    raise self._too_large()
+            chunks: list[bytes] = []
+            size = 0
+            async with contextlib.aclosing(self._chunks()) as arriving:
+                async for chunk in arriving:
+                    size += len(chunk)
+                    if size > self.limit:
+                        await self._drain()
+                        raise self._too_large()
+                    chunks.append(chunk)
+            self._capped = b"".join(chunks)
+        return self._capped
+
+    async def _chunks(self) -> AsyncGenerator[bytes, None]:
+        """The body as it arrives (each ASGI message once; nothing kept here)."""
+        while not self._received_all:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            if message["type"] == "http.request":
+                self._received_all = not message.get("more_body", False)
+                if message.get("body"):
+                    yield message["body"]
+
+    async def _drain(self) -> None:
+        """Read and drop the rest of a refused body (at most MAX_DRAIN bytes, nothing kept), so that a
+        client that sends its whole body before it reads the answer (urllib, requests) gets the 413
+        rather than a connection reset by the server closing a socket with unread data."""
+        drained = 0
+        with contextlib.suppress(ClientDisconnect):
+            async with contextlib.aclosing(self._chunks()) as arriving:
+                async for chunk in arriving:
+                    drained += len(chunk)
+                    if drained > MAX_DRAIN:
+                        return
+
+    async def json(self) -> Any:
+        """The body as JSON, read once (kg's reader: an undecodable body is a 422 naming ``body``)."""
+        if self._parsed is _UNREAD:
+            self._parsed = load_json(await self.body(), field="body")
+        return self._parsed
+
+
+class _CappedRoute(APIRoute):
+    """A route whose body is capped by the setting named in ``setting`` (read from the app's settings).
+    With ``parse`` the body is also parsed here, before FastAPI validates it, so that a body that is
+    not JSON gets the API's 422 naming ``body`` (FastAPI would answer a bare 400 to some of them)."""
+
+    setting: ClassVar[str] = "max_claim_bytes"
+    parse: ClassVar[bool] = False
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        setting, parse = self.setting, self.parse
+
+        async def capped(request: Request) -> Response:
+            limit = int(getattr(request.app.state.settings, setting))
+            capped_request = CappedRequest(request.scope, request.receive, limit, setting)
+            try:
+                if parse and await capped_request.body():
+                    await capped_request.json()  # small (capped) and fast: orjson
+                return await handler(capped_request)
+            except ClientDisconnect:  # the client went away while sending: nobody to answer, nothing to log
+                return Response(status_code=400)
+
+        return capped
+
+
+class ClaimRoute(_CappedRoute):
+    setting = "max_claim_bytes"
+    parse = True
+
+
+class BatchRoute(_CappedRoute):
+    setting = "batch_max_bytes"
+
 
 router = APIRouter(prefix="/claims", tags=["claims"])
 
 
-@router.post(
-    "/validate",
-    response_model=Verdict,
-    responses={422: {"model": ErrorBody}},
-    summary="Check one claim: valid?, findings with rule, lines, message, fix and sources, and a suggestion",
-)
-async def validate(claim: Claim, service: ServiceDep) -> JSON:
-    return JSON(service.validate(claim.model_dump(exclude_none=True)))
+def _executor(request: Request, settings: Settings) -> ThreadPoolExecutor:
+    """The app's claim threads: at most ``settings.claim_threads`` checks at once, in an executor of
+    their own, so that claims never take the threads other routes use; further work waits in its
+    queue (each item bounded by the body caps), not on the event loop."""
+    state = request.app.state
+    executor: ThreadPoolExecutor | None = getattr(state, "claim_executor", None)
+    if executor is None:  # created on the event loop, on first use (no await between test and set)
+        executor = state.claim_executor = ThreadPoolExecutor(settings.claim_threads, thread_name_prefix="spinekg-claims")
+    return executor
 
 
-@router.post(
-    "/validate/batch",
-    response_model=BatchResponse,
-    responses={422: {"model": ErrorBody}},
-    summary="Check up to SPINEKG_BATCH_MAX_CLAIMS claims; an unusable claim gets an error object",
-)
-async def validate_batch(batch: BatchRequest, service: ServiceDep, settings: SettingsDep) -> JSON:
+async def _in_worker(request: Request, settings: Settings, work: Callable[[], T]) -> T:
+    """Run CPU-bound claim work in a claim thread, off the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(_executor(request, settings), work)
+
+
+def _state(request: Request) -> tuple[KnowledgeService, Settings]:
+    """The app's service and settings. Read here rather than through the sync dependencies of
+    api/deps.py, which FastAPI would run in the shared thread pool (a thread hop each, per request)."""
+    return request.app.state.service, request.app.state.settings
+
+
+async def validate(claim: Claim, request: Request) -> Response:
+    service, settings = _state(request)
+    body = claim.model_dump(exclude_none=True)
+    return await _in_worker(request, settings, lambda: JSON(service.validate(body, max_lines=settings.max_claim_lines)))
+
+
+def _parse_batch(raw: bytes, settings: Settings) -> list[dict[str, Any]]:
+    """The claims of a batch body (in a worker thread): 422 for a body that is not a batch."""
+    try:
+        batch = BatchRequest.model_validate(load_json(raw, field="body"))
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False, include_input=False)) from None
     if len(batch.claims) > settings.batch_max_claims:
         raise InputError(
             "claims",
             f"{len(batch.claims)} claims; at most {settings.batch_max_claims} per request "
             "(use spinekg validate --batch for large files)",
         )
-    results = service.validate_many(batch.claims)
-    errors = sum(1 for r in results if "error" in r)
-    valid = sum(1 for r in results if r.get("valid") is True)
-    return JSON({"results": results, "valid": valid, "invalid": len(results) - valid - errors, "unusable": errors})
+    return batch.claims
+
+
+def _next_chunk(results: Iterator[dict[str, Any]], counts: Counts) -> bytes:
+    """Check claims of a batch until about CHUNK_BYTES of results are written (in a worker thread);
+    each result is preceded by a comma; empty when no claim is left."""
+    out: list[bytes] = []
+    size = 0
+    for result in results:
+        body = dumps(result)
+        if body is None:  # not for what kg returns (it checks ids); but never a broken stream
+            index = counts["valid"] + counts["invalid"] + counts["unusable"]
+            result = {"index": index, "error": {"field": "claim", "message": "the verdict could not be written"}}
+            body = orjson.dumps(result)
+        counts["unusable" if "error" in result else "valid" if result["valid"] else "invalid"] += 1
+        out.append(b"," + body)
+        size += len(body)
+        if size >= CHUNK_BYTES:
+            break
+    return b"".join(out)
+
+
+async def validate_batch(request: Request) -> Response:
+    service, settings = _state(request)
+    raw = await request.body()  # capped: SPINEKG_BATCH_MAX_BYTES
+    claims = await _in_worker(request, settings, lambda: _parse_batch(raw, settings))
+    results = service.iter_validate(claims, max_lines=settings.max_claim_lines)
+    executor = _executor(request, settings)
+    loop = asyncio.get_running_loop()
+
+    async def stream() -> AsyncIterator[bytes]:
+        # The answer is written as it is computed, about CHUNK_BYTES at a time, so that memory holds
+        # one chunk of verdicts however many findings the batch has; between chunks the event loop
+        # runs (and stops the work if the client has gone), and other requests get the claim threads.
+        counts: Counts = {"valid": 0, "invalid": 0, "unusable": 0}
+        yield b'{"results":['
+        first = True
+        while chunk := await loop.run_in_executor(executor, _next_chunk, results, counts):
+            yield chunk[1:] if first else chunk
+            first = False
+        yield b'],"valid":%d,"invalid":%d,"unusable":%d}' % (counts["valid"], counts["invalid"], counts["unusable"])
+
+    return StreamingResponse(stream(), media_type="application/json")
+
+
+TOO_LARGE: dict[int | str, dict[str, Any]] = {413: {"model": ErrorBody, "description": "the body is larger than the cap"}}
+router.add_api_route(
+    "/validate",
+    validate,
+    methods=["POST"],
+    response_model=Verdict,
+    responses={422: {"model": ErrorBody}, **TOO_LARGE},
+    summary="Check one claim: valid?, findings with rule, lines, message, fix and sources, and a suggestion",
+    description="At most SPINEKG_MAX_CLAIM_LINES lines (default 50) and SPINEKG_MAX_CLAIM_BYTES bytes (default 64 KiB).",
+    route_class_override=ClaimRoute,
+)
+router.add_api_route(
+    "/validate/batch",
+    validate_batch,
+    methods=["POST"],
+    response_model=BatchResponse,
+    responses={422: {"model": ErrorBody}, **TOO_LARGE},
+    summary="Check up to SPINEKG_BATCH_MAX_CLAIMS claims; an unusable claim gets an error object",
+    description="At most SPINEKG_BATCH_MAX_CLAIMS claims (default 1000) and SPINEKG_BATCH_MAX_BYTES bytes (default 2 MiB); "
+    "each claim at most SPINEKG_MAX_CLAIM_LINES lines. The body is parsed in a worker thread, not by the framework.",
+    # the body is read (capped) and parsed by the route, off the event loop, so it is described here
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": BatchRequest.model_json_schema()}},
+        }
+    },
+    route_class_override=BatchRoute,
+)

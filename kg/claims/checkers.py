@@ -2,7 +2,13 @@
 indexes once, then applies it to claims in microseconds. No checker knows a code number: every code,
 pair, limit and modifier comes from its rule's table.
 
-A checker kind documents the columns it reads and the template variables it provides."""
+A checker kind documents the columns it reads and the template variables it provides.
+
+Output is linear in the claim: a checker emits at most one finding per group of lines, where a group is
+one line (or one line and one of its levels or modifiers) for a rule about a line, or all the lines
+one relation ties together (the primaries of one family, an add-on and the primary of another family,
+a component and its comprehensive code) for a rule about codes billed together; never one finding
+per pair of lines. Work is linear too: no checker compares every line with every other line."""
 
 from __future__ import annotations
 
@@ -97,6 +103,9 @@ def _sources(rows: Iterable[Row]) -> tuple[str, ...]:
     return tuple(sorted({str(r["source"]) for r in rows if r.get("source")}, key=source_order))
 
 
+MAX_HINTS = 5  # difflib takes ~0.1 ms a code: a claim of many distinct unknown codes stays cheap
+
+
 class KnownCodes(Checker):
     kind = "known-codes"
     variables = ("code", "line", "closest")
@@ -116,9 +125,12 @@ class KnownCodes(Checker):
         return hint
 
     def check(self, ctx: Context, out: list[Finding]) -> None:
+        hints: dict[str, str] = {}  # the first MAX_HINTS distinct unknown codes of a claim get a "did you mean"
         for line in ctx.lines:
             if line.code not in self.codes:
-                closest = self.closest(line.code)
+                closest = hints.get(line.code)
+                if closest is None:
+                    closest = hints[line.code] = self.closest(line.code) if len(hints) < MAX_HINTS else ""
                 out.append(self.rule.finding((line.index,), {"code": line.code, "line": line.index, "closest": closest}))
 
 
@@ -223,6 +235,7 @@ class WrongPartner(Checker):
             self.correct[(str(r["code"]), str(r["other"]))].add(str(r["correct"]))
 
     def check(self, ctx: Context, out: list[Finding]) -> None:
+        """One finding per add-on code: every line of it, then the first line of the other primary."""
         for code, lines in ctx.by_code.items():
             partners = self.partners.get(code)
             if not partners or not partners.isdisjoint(ctx.by_code):
@@ -231,21 +244,20 @@ class WrongPartner(Checker):
                 correct = self.correct.get((code, other))
                 if not correct:
                     continue
-                for line in lines:
-                    repairs = (Repair("replace-code", line.index, code=next(iter(correct))),) if len(correct) == 1 else ()
-                    out.append(
-                        self.rule.finding(
-                            (line.index, other_lines[0].index),
-                            {
-                                "code": code,
-                                "partners": either(sorted(partners)),
-                                "other": other,
-                                "correct": either(sorted(correct)),
-                                "line": line.index,
-                            },
-                            repairs=repairs,
-                        )
+                fix = next(iter(correct)) if len(correct) == 1 else None
+                out.append(
+                    self.rule.finding(
+                        (*(ln.index for ln in lines), other_lines[0].index),
+                        {
+                            "code": code,
+                            "partners": either(sorted(partners)),
+                            "other": other,
+                            "correct": either(sorted(correct)),
+                            "line": lines[0].index,
+                        },
+                        repairs=tuple(Repair("replace-code", ln.index, code=fix) for ln in lines) if fix else (),
                     )
+                )
                 break
 
 
@@ -261,26 +273,35 @@ class ExclusivePair(Checker):
             self.excludes[str(r["code"])][str(r["other"])] = (str(r["family"]), str(r.get("addon") or ""))
 
     def check(self, ctx: Context, out: list[Finding]) -> None:
-        lines = [ln for ln in ctx.lines if ln.code in self.excludes]
-        for i, first in enumerate(lines):
-            for later in lines[i + 1 :]:
-                hit = self.excludes[first.code].get(later.code)
-                if hit is None:
-                    continue
-                family, addon = hit
-                repairs = (Repair("replace-code", later.index, code=addon),) if addon else ()
-                out.append(
-                    self.rule.finding(
-                        (first.index, later.index),
-                        {
-                            "code": first.code,
-                            "other": later.code,
-                            "family": family,
-                            "addon": addon or "the family add-on",
-                        },
-                        repairs=repairs,
-                    )
+        """One finding per family: every line of its conflicting primaries. Each line whose code is
+        excluded by a code on an earlier line gets the repair (bill it as the family add-on)."""
+        excludes = self.excludes
+        present = [code for code in ctx.by_code if code in excludes]
+        if len(present) < 2:
+            return
+        families: dict[str, list[str]] = {}  # family -> its conflicting codes, in claim order
+        for code in present:
+            for other, (family, _) in excludes[code].items():
+                if other in ctx.by_code:
+                    families.setdefault(family, []).append(code)
+                    break
+        for family, codes in families.items():
+            first, others = codes[0], codes[1:]
+            addon = next((excludes[first][o][1] for o in others if o in excludes[first]), "")
+            seen: dict[str, None] = {}
+            repairs = []
+            for line in (ln for ln in ctx.lines if ln.code in codes):
+                earlier = next((excludes[line.code][c] for c in seen if c in excludes[line.code]), None)
+                if earlier is not None and earlier[1]:
+                    repairs.append(Repair("replace-code", line.index, code=earlier[1]))
+                seen[line.code] = None
+            out.append(
+                self.rule.finding(
+                    tuple(sorted(ln.index for c in codes for ln in ctx.by_code[c])),
+                    {"code": first, "other": either(others), "family": family, "addon": addon or "the family add-on"},
+                    repairs=tuple(repairs),
                 )
+            )
 
 
 class MaxUnits(Checker):
@@ -296,6 +317,10 @@ class MaxUnits(Checker):
         self.limits: dict[str, list[tuple[int, str, Row, tuple[str, ...]]]] = defaultdict(list)
         for (code, maximum, kind), group in limits.items():
             self.limits[code].append((maximum, kind, group[0], _sources(group)))
+        # the most restrictive limit first (verified before other evidence at the same maximum): a code
+        # over several limits gets one finding, for the tightest one
+        for kept in self.limits.values():
+            kept.sort(key=lambda t: (t[0], str(t[2]["status"]) != "verified"))
 
     def check(self, ctx: Context, out: list[Finding]) -> None:
         for code, total in ctx.units.items():
@@ -319,6 +344,7 @@ class MaxUnits(Checker):
                         repairs=self._repair(lines, maximum, row.get("addon")),
                     )
                 )
+                break
 
     @staticmethod
     def _repair(lines: list[Line], maximum: int, addon: Any) -> tuple[Repair, ...]:
@@ -494,19 +520,26 @@ class LevelCoverage(Checker):
             wrong = [lv for lv in line.levels if lv not in covered]
             if not wrong:
                 continue
+            if len(wrong) > 1:
+                wrong = list(dict.fromkeys(wrong))
             replacement = self._replacement(line, wrong, ctx.dos)
+            # one finding per line and answer: levels of one region with the same candidates share it
+            groups: dict[tuple[str, str], list[str]] = {}
             for level in wrong:
                 cands = self.candidates(line.code, level, ctx.dos)
+                region = self.shared.vertebra_region.get(level, "another region")
+                groups.setdefault((region, either(cands) if cands else "no specific code"), []).append(level)
+            for (region, candidates), levels in groups.items():
                 out.append(
                     self.rule.finding(
                         (line.index,),
                         {
                             "code": line.code,
-                            "level": level,
+                            "level": level_span(levels),
                             "line": line.index,
-                            "region": self.shared.vertebra_region.get(level, "another region"),
+                            "region": region,
                             "procedure": either(sorted(self.procedures[line.code])),
-                            "candidates": either(cands) if cands else "no specific code",
+                            "candidates": candidates,
                         },
                         repairs=replacement,
                     )
@@ -539,6 +572,10 @@ class LevelNote(Checker):
 
     def check(self, ctx: Context, out: list[Finding]) -> None:
         for line in ctx.lines:
+            if self.levels.isdisjoint(line.levels):
+                continue
+            # one finding per line and note: levels that share a note share the finding
+            groups: dict[tuple[str, str, str, tuple[str, ...]], list[str]] = {}
             for level in dict.fromkeys(line.levels):
                 if level not in self.levels:
                     continue
@@ -546,17 +583,14 @@ class LevelNote(Checker):
                 if hit is None:
                     continue
                 row, sources = hit
+                key = (str(row["note"]), str(row.get("fixHint") or ""), str(row["status"]), sources)
+                groups.setdefault(key, []).append(level)
+            for (note, fix_hint, status, sources), levels in groups.items():
                 out.append(
                     self.rule.finding(
                         (line.index,),
-                        {
-                            "code": line.code,
-                            "level": level,
-                            "note": row["note"],
-                            "fix_hint": row.get("fixHint") or "",
-                            "line": line.index,
-                        },
-                        status=str(row["status"]),
+                        {"code": line.code, "level": level_span(levels), "note": note, "fix_hint": fix_hint, "line": line.index},
+                        status=status,
                         sources=sources,
                     )
                 )
@@ -592,7 +626,7 @@ class ForbiddenModifier(Checker):
         for line in ctx.lines:
             if not line.modifiers or line.code not in self.codes:
                 continue
-            for mod in line.modifiers:
+            for mod in dict.fromkeys(line.modifiers) if len(line.modifiers) > 1 else line.modifiers:
                 hit = self.specific.get((line.code, mod)) or table.get((line.code, mod))
                 if hit is None:
                     continue
@@ -645,38 +679,54 @@ class SameLevelBundle(BundleChecker):
     variables = ("component", "comprehensive", "levels", "rationale", "fix_hint")
 
     def check(self, ctx: Context, out: list[Finding]) -> None:
+        """One finding per component code and comprehensive code: the component lines at a level the
+        comprehensive code treats, then the comprehensive lines at those levels."""
+        table = self.table
+        treated: dict[str, set[str]] = {}  # comprehensive code -> the levels its lines name
+        groups: dict[tuple[str, str], tuple[Row, tuple[str, ...], list[int], dict[str, None], list[Repair]]] = {}
         for line in ctx.lines:
-            if not line.levels or line.code not in self.table:
+            if not line.levels or line.code not in table:
                 continue
             for comprehensive, row, sources, _ in self.table[line.code]:
                 others = ctx.by_code.get(comprehensive)
                 if not others or not _in_force(row, ctx.dos):
                     continue
-                treated = {lv for other in others for lv in other.levels}
-                shared = [lv for lv in line.levels if lv in treated]
+                levels = treated.get(comprehensive)
+                if levels is None:
+                    levels = treated[comprehensive] = {lv for other in others for lv in other.levels}
+                shared = [lv for lv in line.levels if lv in levels]
                 if not shared:
                     continue
-                remaining = tuple(lv for lv in line.levels if lv not in treated)
+                remaining = tuple(lv for lv in line.levels if lv not in levels)
                 repair = (
                     Repair("remove-line", line.index)
                     if not remaining
                     else Repair("set-units", line.index, units=max(1, line.units - len(shared)), levels=remaining)
                 )
-                out.append(
-                    self.rule.finding(
-                        (line.index, *(o.index for o in others if treated.intersection(o.levels))),
-                        {
-                            "component": line.code,
-                            "comprehensive": comprehensive,
-                            "levels": level_span(shared),
-                            "rationale": row["rationale"],
-                            "fix_hint": row["fixHint"],
-                        },
-                        status=str(row["status"]),
-                        sources=sources,
-                        repairs=(repair,),
-                    )
+                group = groups.setdefault((line.code, comprehensive), (row, sources, [], {}, []))
+                group[2].append(line.index)
+                group[3].update(dict.fromkeys(shared))
+                group[4].append(repair)
+        for (component, comprehensive), (row, sources, lines, shared_levels, repairs) in groups.items():
+            at = [o.index for o in ctx.by_code[comprehensive] if not shared_levels.keys().isdisjoint(o.levels)]
+            out.append(
+                self.rule.finding(
+                    (*lines, *at),
+                    {
+                        "component": component,
+                        "comprehensive": comprehensive,
+                        "levels": level_span(shared_levels),
+                        "rationale": row["rationale"],
+                        "fix_hint": row["fixHint"],
+                    },
+                    status=str(row["status"]),
+                    sources=sources,
+                    repairs=tuple(repairs),
                 )
+            )
+
+
+_Edits = tuple[list[tuple[str, Row, tuple[str, ...], frozenset[str]]], list[Line], set[str], frozenset[str]]
 
 
 class DistinctLevelModifier(BundleChecker):
@@ -686,31 +736,54 @@ class DistinctLevelModifier(BundleChecker):
     variables = ("component", "comprehensive", "bypass", "first_bypass", "where")
 
     def check(self, ctx: Context, out: list[Finding]) -> None:
+        """One finding per component code (and whether the levels are named): its lines without a
+        bypass modifier, then the lines of the comprehensive codes."""
+        table = self.table
+        # per component code on the claim, once: its edits in force, the comprehensive lines, their levels
+        # and the modifiers that bypass the edits
+        edits_of: dict[str, _Edits | None] = {}
+        groups: dict[tuple[str, bool], list[Line]] = {}
         for line in ctx.lines:
-            edits = [
-                (c, row, sources, bypass)
-                for c, row, sources, bypass in self.table.get(line.code, ())
-                if c in ctx.by_code and bypass and _in_force(row, ctx.dos)
-            ]
-            if not edits:
+            if line.code not in table:
                 continue
-            others = [o for c, *_ in edits for o in ctx.by_code[c]]
-            treated = {lv for o in others for lv in o.levels}
-            if treated.intersection(line.levels):
+            if line.code in edits_of:
+                found = edits_of[line.code]
+            else:
+                edits = [
+                    (c, row, sources, bypass)
+                    for c, row, sources, bypass in table[line.code]
+                    if c in ctx.by_code and bypass and _in_force(row, ctx.dos)
+                ]
+                others = [o for c, *_ in edits for o in ctx.by_code[c]]
+                found = edits_of[line.code] = (
+                    (edits, others, {lv for o in others for lv in o.levels}, frozenset().union(*(e[3] for e in edits)))
+                    if edits
+                    else None
+                )
+            if found is None:
+                continue
+            _, others, treated, bypass = found
+            if line.levels and not treated.isdisjoint(line.levels):
                 continue  # the same level as a comprehensive service: the same-level rule reports it
-            bypass = frozenset().union(*(e[3] for e in edits))
-            if bypass.intersection(line.modifiers):
+            if line.modifiers and not bypass.isdisjoint(line.modifiers):
                 continue
+            named = bool(line.levels) and all(o.levels for o in others)
+            groups.setdefault((line.code, named), []).append(line)
+        for (code, named), lines in groups.items():
+            edits, others, treated, bypass = edits_of[code]  # type: ignore[misc]
             statuses = {str(e[1]["status"]) for e in edits}
             status = "verified" if "verified" in statuses else sorted(statuses)[0]
             comprehensive = either(sorted({e[0] for e in edits}))
-            if line.levels and all(o.levels for o in others):
+            if named:
+                levels = dict.fromkeys(lv for ln in lines for lv in ln.levels)
                 where = (
-                    f"{line.code} is at {level_span(line.levels)} and {comprehensive} at "
+                    f"{code} is at {level_span(levels)} and {comprehensive} at "
                     f"{level_span(sorted(treated, key=self._order))}: different levels, which an NCCI edit pairing "
                     "the codes accepts only with a distinct-service modifier."
                 )
-                repairs: tuple[Repair, ...] = (Repair("add-modifier", line.index, modifier=self._preferred(bypass)),)
+                repairs: tuple[Repair, ...] = tuple(
+                    Repair("add-modifier", ln.index, modifier=self._preferred(bypass)) for ln in lines
+                )
             else:
                 where = (
                     "the levels are not named on both lines, so it cannot be told whether it was the same level "
@@ -720,9 +793,9 @@ class DistinctLevelModifier(BundleChecker):
             sources = tuple(dict.fromkeys(s for e in edits for s in e[2]))
             out.append(
                 self.rule.finding(
-                    (line.index, *dict.fromkeys(o.index for o in others)),
+                    tuple(dict.fromkeys((*(ln.index for ln in lines), *(o.index for o in others)))),
                     {
-                        "component": line.code,
+                        "component": code,
                         "comprehensive": comprehensive,
                         "bypass": either(sorted(bypass)),
                         "first_bypass": self._preferred(bypass),
@@ -750,26 +823,32 @@ class SessionBundle(BundleChecker):
     variables = ("component", "comprehensive", "rationale", "fix_hint")
 
     def check(self, ctx: Context, out: list[Finding]) -> None:
+        """One finding per component code and comprehensive code: the component lines (each without a
+        modifier the edit accepts), then the first line of the comprehensive code."""
+        table = self.table
+        groups: dict[tuple[str, str], tuple[Row, tuple[str, ...], list[int]]] = {}
         for line in ctx.lines:
-            for comprehensive, row, sources, bypass in self.table.get(line.code, ()):
+            for comprehensive, row, sources, bypass in table.get(line.code, ()):
                 others = ctx.by_code.get(comprehensive)
                 if not others or not _in_force(row, ctx.dos) or bypass.intersection(line.modifiers):
                     continue
-                out.append(
-                    self.rule.finding(
-                        (line.index, others[0].index),
-                        {
-                            "component": line.code,
-                            "comprehensive": comprehensive,
-                            "rationale": row["rationale"],
-                            "fix_hint": row["fixHint"],
-                        },
-                        status=str(row["status"]),
-                        sources=sources,
-                        repairs=(Repair("remove-line", line.index),),
-                    )
-                )
+                groups.setdefault((line.code, comprehensive), (row, sources, []))[2].append(line.index)
                 break
+        for (component, comprehensive), (row, sources, lines) in groups.items():
+            out.append(
+                self.rule.finding(
+                    (*lines, ctx.by_code[comprehensive][0].index),
+                    {
+                        "component": component,
+                        "comprehensive": comprehensive,
+                        "rationale": row["rationale"],
+                        "fix_hint": row["fixHint"],
+                    },
+                    status=str(row["status"]),
+                    sources=sources,
+                    repairs=tuple(Repair("remove-line", n) for n in lines),
+                )
+            )
 
 
 class KnownModifiers(Checker):
@@ -781,7 +860,7 @@ class KnownModifiers(Checker):
 
     def check(self, ctx: Context, out: list[Finding]) -> None:
         for line in ctx.lines:
-            for mod in line.modifiers:
+            for mod in dict.fromkeys(line.modifiers) if len(line.modifiers) > 1 else line.modifiers:
                 if mod not in self.modifiers:
                     out.append(
                         self.rule.finding(

@@ -1,17 +1,24 @@
 """Claim validation: the rules of queries/rules/ compiled once from the reasoned graph, then applied to
-claims without SPARQL, Turtle or a JVM on the hot path."""
+claims without SPARQL, Turtle or a JVM on the hot path.
+
+The work per claim is bounded and grows linearly with its size: a claim holds at most ``max_lines``
+lines (kg/claims/limits.py), each checker emits at most one finding per rule and group of lines (a
+line, a line and one of its levels or modifiers, or the lines that one relation between codes ties
+together), never one per pair of lines, and the suggestion loop runs at most MAX_REPAIR_ROUNDS rounds
+over a claim that may at most double in length."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import date
-from typing import Any
+from typing import IO, Any, cast
 
 import orjson
 
 from spinekg.kg.claims.checkers import CHECKERS, Checker, Context, Shared, either
+from spinekg.kg.claims.limits import MAX_CLAIM_BYTES, MAX_CLAIM_LINES
 from spinekg.kg.claims.model import Claim, Finding, Line, Repair
-from spinekg.kg.claims.parse import parse_claim
+from spinekg.kg.claims.parse import load_json, parse_claim
 from spinekg.kg.claims.rules import Rule
 from spinekg.kg.errors import InputError, SpinekgError
 from spinekg.kg.graph import KnowledgeGraph
@@ -19,12 +26,46 @@ from spinekg.kg.queries import discover, get_query
 
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 MAX_REPAIR_ROUNDS = 6
+MAX_SUGGESTION_GROWTH = 2  # a suggested claim holds at most this many times the lines of the claim
+READ_CHUNK = 64 * 1024
+
+
+class LineTooLong:
+    """An NDJSON line longer than the limit, skipped without being held in memory."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+def read_ndjson(stream: IO[bytes], max_bytes: int = MAX_CLAIM_BYTES) -> Iterator[bytes | LineTooLong]:
+    """The lines of a binary stream, each read with a limit: a line longer than ``max_bytes`` comes out
+    as a LineTooLong (its bytes are read and dropped in chunks), so memory stays bounded however long
+    a line is."""
+    readline = stream.readline
+    while True:
+        line = readline(max_bytes + 1)
+        if not line:
+            return
+        if len(line) <= max_bytes or line.endswith(b"\n"):
+            yield line
+            continue
+        size = len(line)
+        while not line.endswith(b"\n"):
+            line = readline(READ_CHUNK)
+            if not line:
+                break
+            size += len(line)
+        yield LineTooLong(size)
 
 
 class ClaimValidator:
     """Compiled rules plus the lookup tables the claim parser needs (vertebra spellings)."""
 
-    def __init__(self, graph: KnowledgeGraph) -> None:
+    def __init__(self, graph: KnowledgeGraph, max_lines: int = MAX_CLAIM_LINES, max_bytes: int = MAX_CLAIM_BYTES) -> None:
+        self.max_lines = max_lines  # the default for validate(); a caller may pass another per call
+        self.max_bytes = max_bytes  # the longest claim JSON (a file, or one NDJSON line) read
         self.shared = Shared()
         self.vertebrae: dict[str, str] = {}
         for row in get_query("vertebrae").run(graph).values():
@@ -58,6 +99,7 @@ class ClaimValidator:
             self.rules.append(rule)
             self.checkers.append(kind(rule, rows, self.shared))
         self.supersedes = {r.id: set(r.supersedes) for r in self.rules if r.supersedes}
+        self.max_levels = len(set(self.vertebrae.values()))
         self._source_cache: dict[tuple[str, ...], list[dict[str, Any]]] = {}
 
     # ------------------------------------------------------------------ checking
@@ -73,15 +115,17 @@ class ClaimValidator:
         return out
 
     def _drop_superseded(self, findings: list[Finding]) -> list[Finding]:
-        covered = {(old, f.lines[0]) for f in findings for old in self.supersedes.get(f.rule, ())}
+        """A finding of a rule that supersedes another hides that rule's findings about any line it names."""
+        covered = {(old, line) for f in findings for old in self.supersedes.get(f.rule, ()) for line in f.lines}
         return [f for f in findings if (f.rule, f.lines[0]) not in covered] if covered else findings
 
-    def parse(self, obj: Any, today: date | None = None) -> Claim:
-        return parse_claim(obj, self.vertebrae, today)
+    def parse(self, obj: Any, today: date | None = None, max_lines: int | None = None) -> Claim:
+        return parse_claim(obj, self.vertebrae, today, max_lines or self.max_lines, self.max_levels)
 
-    def validate(self, obj: Any, today: date | None = None) -> dict[str, Any]:
-        """The verdict for one claim (a parsed JSON object); raises InputError for unusable input."""
-        claim = self.parse(obj, today)
+    def validate(self, obj: Any, today: date | None = None, max_lines: int | None = None) -> dict[str, Any]:
+        """The verdict for one claim (a parsed JSON object); raises InputError for unusable input,
+        including a claim of more than ``max_lines`` lines (default: the validator's)."""
+        claim = self.parse(obj, today, max_lines)
         findings = self.findings(claim)
         valid = not any(f.severity == "error" for f in findings)
         verdict: dict[str, Any] = {}
@@ -93,23 +137,43 @@ class ClaimValidator:
         verdict["suggestion"] = None if valid else self.suggest(claim, findings)
         return verdict
 
-    def validate_json(self, data: bytes | str, today: date | None = None) -> dict[str, Any]:
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise InputError("claim", f"not valid JSON ({exc.args[0].split(':')[0]})") from None
-        return self.validate(obj, today)
+    def validate_json(
+        self, data: bytes | str, today: date | None = None, max_lines: int | None = None, max_bytes: int | None = None
+    ) -> dict[str, Any]:
+        limit = max_bytes or self.max_bytes
+        if len(data) > limit:
+            raise _too_large(f"more than {limit} bytes of JSON", limit)
+        return self.validate(load_json(data), today, max_lines)
 
-    def validate_stream(self, lines: Iterable[bytes], today: date | None = None) -> Iterator[tuple[bytes, str]]:
-        """NDJSON in, NDJSON out: one verdict per non-blank input line; a bad line yields an error
-        object (with its line number) and the stream goes on. Yields (json line, outcome) where
-        outcome is "valid", "invalid" or "error"."""
-        dumps = orjson.dumps
+    def validate_stream(
+        self,
+        lines: Iterable[bytes | LineTooLong] | IO[bytes],
+        today: date | None = None,
+        max_lines: int | None = None,
+        max_bytes: int | None = None,
+    ) -> Iterator[tuple[bytes, str]]:
+        """NDJSON in, NDJSON out: one verdict per non-blank input line; a bad line (not JSON, not a
+        claim, more than ``max_lines`` lines or ``max_bytes`` bytes) yields an error object (with its
+        line number) and the stream goes on. A binary stream is read line by line with that byte
+        limit (read_ndjson), never a whole line at once. Yields (json line, outcome) where outcome
+        is "valid", "invalid" or "error"."""
+        dumps, loads, JSONDecodeError = orjson.dumps, orjson.loads, orjson.JSONDecodeError
+        limit = max_bytes or self.max_bytes
+        if hasattr(lines, "readline"):
+            lines = read_ndjson(cast(IO[bytes], lines), limit)
         for number, raw in enumerate(lines, start=1):
-            if not raw.strip():
-                continue
             try:
-                verdict = self.validate_json(raw, today)
+                if isinstance(raw, LineTooLong):
+                    raise _too_large(f"the line has {raw.size} bytes", limit)
+                if not raw.strip():
+                    continue
+                if len(raw) > limit and len(raw.rstrip(b"\r\n")) > limit:  # the line break does not count
+                    raise _too_large(f"the line has {len(raw)} bytes", limit)
+                try:
+                    obj = loads(raw)
+                except JSONDecodeError:
+                    obj = load_json(raw)  # names the field, or raises InputError
+                verdict = self.validate(obj, today, max_lines)
             except InputError as exc:
                 yield dumps({"line": number, "error": {"field": exc.field, "message": exc.detail}}) + b"\n", "error"
                 continue
@@ -134,19 +198,22 @@ class ClaimValidator:
 
     def suggest(self, claim: Claim, findings: list[Finding]) -> dict[str, Any] | None:
         """The smallest corrected claim the rules' repairs lead to, re-checked until no error is
-        left; None when some error has no repair (for example a choice only the note can settle)."""
+        left; None when some error has no repair (for example a choice only the note can settle), when
+        MAX_REPAIR_ROUNDS rounds of repairs do not settle it, or when the claim would grow past
+        MAX_SUGGESTION_GROWTH times its lines. Each round is one linear check of the repaired claim."""
         work: list[tuple[int | None, Line]] = [(ln.index, ln) for ln in claim.lines]
         changes: list[str] = []
-        for _ in range(MAX_REPAIR_ROUNDS):
+        for rounds in range(MAX_REPAIR_ROUNDS + 1):  # at most MAX_REPAIR_ROUNDS repairs, each re-checked
             errors = [f for f in findings if f.severity == "error"]
             if not errors:
                 return {"lines": [ln.as_json() for _, ln in work], "changes": changes}
-            if any(not f.repairs for f in errors):
+            if rounds == MAX_REPAIR_ROUNDS or any(not f.repairs for f in errors):
                 return None
-            repairs = sorted(((f.priority, r.line, n, r) for f in errors for n, r in enumerate(f.repairs)), key=lambda t: t[:3])
+            # by priority, then line; for one line the first finding (in verdict order) that repairs it wins
+            repairs = sorted(((f.priority, r.line, r) for f in errors for r in f.repairs), key=lambda t: t[:2])
             by_index = {ln.index: (origin, ln) for origin, ln in work}
             replaced: dict[int, list[tuple[int | None, Line]]] = {}
-            for _, _, _, repair in repairs:
+            for _, _, repair in repairs:
                 if repair.line in replaced or repair.line not in by_index:
                     continue
                 origin, line = by_index[repair.line]
@@ -157,7 +224,7 @@ class ClaimValidator:
             for origin, ln in work:
                 merged.extend(replaced.get(ln.index, [(origin, ln)]))
             work = [(origin, Line(i + 1, ln.code, ln.modifiers, ln.units, ln.levels)) for i, (origin, ln) in enumerate(merged)]
-            if not work:
+            if not work or len(work) > MAX_SUGGESTION_GROWTH * len(claim.lines):
                 return None
             current = Claim([ln for _, ln in work], claim.date_of_service, claim.place_of_service, claim.id)
             findings = self.findings(current)
@@ -165,6 +232,10 @@ class ClaimValidator:
 
     def describe_rules(self) -> list[dict[str, Any]]:
         return [r.describe() | {"sources": [self.sources[s] for s in r.sources]} for r in self.rules]
+
+
+def _too_large(size: str, limit: int) -> InputError:
+    return InputError("claim", f"{size}; a claim may have at most {limit} (SPINEKG_MAX_CLAIM_BYTES)")
 
 
 def _describe(line: Line) -> str:

@@ -1,63 +1,145 @@
-"""Turn claim JSON into a Claim, or raise InputError naming the offending field."""
+"""Turn claim JSON into a Claim, or raise InputError naming the offending field.
+
+Everything a verdict echoes (the id, codes, modifiers, levels) is checked here, so that a verdict can
+always be written back as JSON; error messages quote at most a short, escaped prefix of a bad value."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
+import orjson
+
+from spinekg.kg.claims.limits import INT64_MAX, INT64_MIN, MAX_CLAIM_LINES, MAX_ID_LENGTH
 from spinekg.kg.claims.model import Claim, Line
 from spinekg.kg.errors import InputError
 
 CODE = re.compile(r"[0-9A-Z]{5}")
 MODIFIER = re.compile(r"[0-9A-Z]{2}")
 PLACE_OF_SERVICE = re.compile(r"[0-9]{2}")
+# control characters and unpaired surrogates (which no UTF-8 JSON writer can emit) are refused in ids
+ID_TEXT = re.compile(r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]*")
 MAX_UNITS = 999  # X12 SV104 and CMS-1500 24G carry at most three digits in practice
 MAX_MODIFIERS = 4  # CMS-1500 item 24D and X12 SV101-3..6
+SHOWN = 40  # characters of a bad value quoted in an error message
+
+
+def show(value: Any) -> str:
+    """A short, printable rendering of a bad input value for an error message (never the whole value)."""
+    if isinstance(value, str):
+        text = repr(value[:SHOWN])
+        return text if len(value) <= SHOWN else text[:-1] + "…" + text[-1]
+    if isinstance(value, bool) or value is None:
+        return "true" if value is True else "false" if value is False else "null"
+    if isinstance(value, int):
+        return str(value) if -(10**18) < value < 10**18 else "a number too large to be a count"
+    if isinstance(value, float):
+        return repr(value) if abs(value) < 1e18 or value != value else "a number too large to be a count"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def load_json(data: bytes | str, field: str = "claim") -> Any:
+    """Parse JSON text. orjson first (fast); what it refuses but the JSON grammar allows (an unpaired
+    surrogate escape such as "\\ud800", an integer beyond 64 bits, a number beyond a double) is read
+    with the standard library so that the field holding it can be named; anything else is an
+    InputError on ``field``. Nesting is bounded by both readers (orjson at 1024 levels)."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        reason = str(exc.args[0]).split(":")[0] if exc.args else "unreadable"
+    try:
+        return json.loads(data, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise InputError(field, f"not valid JSON ({reason})") from None
 
 
 def parse_date(value: Any, field: str) -> date:
-    if not isinstance(value, str):
-        raise InputError(field, f"{value!r} is not a date; use YYYY-MM-DD")
+    if not isinstance(value, str) or len(value) > 10:
+        raise InputError(field, f"{show(value)} is not a date; use YYYY-MM-DD")
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise InputError(field, f"{value!r} is not a date; use YYYY-MM-DD") from None
+        raise InputError(field, f"{show(value)} is not a date; use YYYY-MM-DD") from None
 
 
-def parse_claim(obj: Any, vertebrae: Mapping[str, str], today: date | None = None) -> Claim:
+def parse_id(value: Any) -> str | int | None:
+    """The claim id, echoed in the verdict: text of at most MAX_ID_LENGTH characters without control
+    characters or unpaired surrogates, or a whole number within signed 64 bits."""
+    if value is None:
+        return None
+    if type(value) is str and len(value) <= MAX_ID_LENGTH and value.isascii() and value.isprintable():
+        return value  # the usual id, without the regular expression
+    if isinstance(value, bool):
+        raise InputError("id", "an id is a string or a whole number, not true or false")
+    if isinstance(value, int) or (isinstance(value, float) and not -(2.0**63) <= value < 2.0**63):
+        if not INT64_MIN <= value <= INT64_MAX:  # beyond 64 bits (a reader may hand such a number over as a float)
+            raise InputError("id", f"a numeric id must lie between {INT64_MIN} and {INT64_MAX} (signed 64 bits); use a string")
+        return value  # type: ignore[return-value]
+    if isinstance(value, str):
+        if len(value) > MAX_ID_LENGTH:
+            raise InputError("id", f"an id has at most {MAX_ID_LENGTH} characters; this one has {len(value)}")
+        if not ID_TEXT.fullmatch(value):
+            raise InputError("id", f"{show(value)} holds a control character or an unpaired surrogate")
+        return value
+    raise InputError("id", f"an id is a string (at most {MAX_ID_LENGTH} characters) or a whole number, not {show(value)}")
+
+
+def parse_claim(
+    obj: Any,
+    vertebrae: Mapping[str, str],
+    today: date | None = None,
+    max_lines: int = MAX_CLAIM_LINES,
+    max_levels: int | None = None,
+) -> Claim:
     """Validate the shape of a claim. ``vertebrae`` maps every accepted spelling (upper case) of a
-    level to its notation, as read from the graph."""
+    level to its notation, as read from the graph. A claim holds at most ``max_lines`` lines, and a line
+    at most as many levels as there are vertebrae (``max_levels``, counted from ``vertebrae`` unless
+    given), so that checking it is bounded work."""
     if not isinstance(obj, dict):
         raise InputError("claim", "a claim is a JSON object with a 'lines' list")
     raw_lines = obj.get("lines")
     if not isinstance(raw_lines, list) or not raw_lines:
         raise InputError("lines", "a claim needs a non-empty list of lines")
+    if len(raw_lines) > max_lines:
+        raise InputError(
+            "lines",
+            f"{len(raw_lines)} lines; a claim holds at most {max_lines} (SPINEKG_MAX_CLAIM_LINES; the 837P allows 50): split it",
+        )
+    claim_id = parse_id(obj.get("id"))
     dos = obj.get("date_of_service")
     when = (today or date.today()) if dos is None else parse_date(dos, "date_of_service")
     pos = obj.get("place_of_service")
     if pos is not None and (not isinstance(pos, str) or not PLACE_OF_SERVICE.fullmatch(pos)):
-        raise InputError("place_of_service", f"{pos!r} is not a two-digit CMS place-of-service code")
-    claim_id = obj.get("id")
-    if claim_id is not None and not isinstance(claim_id, str | int):
-        raise InputError("id", "an id is a string or a number")
-    lines = [_parse_line(raw, i, vertebrae) for i, raw in enumerate(raw_lines)]
+        raise InputError("place_of_service", f"{show(pos)} is not a two-digit CMS place-of-service code")
+    if max_levels is None:
+        max_levels = len(set(vertebrae.values()))
+    lines = [_parse_line(raw, i, vertebrae, max_levels) for i, raw in enumerate(raw_lines)]
     return Claim(lines, when, pos, claim_id)
 
 
-def _parse_line(raw: Any, i: int, vertebrae: Mapping[str, str]) -> Line:
+def _parse_line(raw: Any, i: int, vertebrae: Mapping[str, str], max_levels: int) -> Line:
     where = f"lines[{i}]"
     if not isinstance(raw, dict):
         raise InputError(where, "a line is an object with at least a 'code'")
     code = raw.get("code")
-    if not isinstance(code, str) or not CODE.fullmatch(code.strip().upper()):
-        raise InputError(f"{where}.code", f"{code!r} is not a CPT/HCPCS code (five letters or digits, e.g. 22512)")
+    if not isinstance(code, str) or len(code) > 16 or not CODE.fullmatch(code := code.strip().upper()):
+        raise InputError(f"{where}.code", f"{show(raw.get('code'))} is not a CPT/HCPCS code (five letters or digits, e.g. 22512)")
     units = raw.get("units", 1)
     if isinstance(units, bool) or not isinstance(units, int):
-        raise InputError(f"{where}.units", f"{units!r} is not a whole number of units")
+        raise InputError(f"{where}.units", f"{show(units)} is not a whole number of units")
     if units < 1 or units > MAX_UNITS:
-        raise InputError(f"{where}.units", f"{units} is outside 1-{MAX_UNITS}")
+        raise InputError(f"{where}.units", f"{show(units)} is outside 1-{MAX_UNITS}")
     mods = raw.get("modifiers", [])
     if mods is None:
         mods = []
@@ -67,21 +149,23 @@ def _parse_line(raw: Any, i: int, vertebrae: Mapping[str, str]) -> Line:
         raise InputError(f"{where}.modifiers", f"at most {MAX_MODIFIERS} modifiers fit on a claim line")
     modifiers = []
     for j, m in enumerate(mods):
-        if not isinstance(m, str) or not MODIFIER.fullmatch(m.strip().upper()):
-            raise InputError(f"{where}.modifiers[{j}]", f"{m!r} is not a two-character modifier")
-        modifiers.append(m.strip().upper())
+        if not isinstance(m, str) or len(m) > 8 or not MODIFIER.fullmatch(mod := m.strip().upper()):
+            raise InputError(f"{where}.modifiers[{j}]", f"{show(m)} is not a two-character modifier")
+        modifiers.append(mod)
     levels_raw = raw.get("levels", [])
     if levels_raw is None:
         levels_raw = []
     if not isinstance(levels_raw, list):
         raise InputError(f"{where}.levels", 'levels are a list of vertebra names such as ["L3", "L4"]')
+    if len(levels_raw) > max_levels:
+        raise InputError(f"{where}.levels", f"{len(levels_raw)} levels; a line names at most {max_levels} (one per vertebra)")
     levels = []
     for j, level in enumerate(levels_raw):
-        name = vertebrae.get(level.strip().upper()) if isinstance(level, str) else None
+        name = vertebrae.get(level.strip().upper()) if isinstance(level, str) and len(level) <= 16 else None
         if name is None:
             raise InputError(
                 f"{where}.levels[{j}]",
-                f"{level!r} is not a vertebra (C1-C7, T1-T12, L1-L6, S1-S5 or Co for the coccyx)",
+                f"{show(level)} is not a vertebra (C1-C7, T1-T12, L1-L6, S1-S5 or Co for the coccyx)",
             )
         levels.append(name)
-    return Line(i + 1, code.strip().upper(), tuple(modifiers), units, tuple(levels))
+    return Line(i + 1, code, tuple(modifiers), units, tuple(levels))

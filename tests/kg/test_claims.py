@@ -66,6 +66,9 @@ def test_claim_case(validator: ClaimValidator, case: dict[str, Any]) -> None:
         assert {f["severity"] for f in found if f["rule"] == rule} == {severity}
     if "message" in expect:
         assert any(expect["message"] in f["message"] + " " + f["fix"] for f in found)
+    for rule, groups in (expect.get("lines") or {}).items():
+        # the lines of each finding of the rule, in verdict order: one finding per group of lines
+        assert [f["lines"] for f in found if f["rule"] == rule] == groups, rule
     if "suggestion" in expect:
         suggestion = verdict["suggestion"]
         if expect["suggestion"] is None:

@@ -1,0 +1,220 @@
+"""Hostile claims against a real `spinekg serve`: for each request its status, time and response size,
+the server's resident memory (now and at its peak), and the /healthz latency seen while it ran (a
+second thread polls /healthz every 10 ms).
+
+    python -m bench.claims_hostile [--json]
+
+It prints figures; tests/api/test_claims_hostile.py holds the pass/fail checks. Loopback only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+JSON_HEADERS = {"Content-Type": "application/json"}
+DEEP = b"[" * 10_000 + b"]" * 10_000
+VERTEBRAE = [f"C{i}" for i in range(1, 8)] + [f"T{i}" for i in range(1, 13)] + [f"L{i}" for i in range(1, 7)]
+VERTEBRAE += [f"S{i}" for i in range(1, 6)] + ["Co"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def memory_mb(pid: int, field: str) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def post(base: str, path: str, body: bytes) -> tuple[int, int]:
+    """Status and size of the answer, read in pieces and dropped (the client keeps no big buffer)."""
+    req = urllib.request.Request(base + path, data=body, headers=JSON_HEADERS, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=600) as response:
+            size = 0
+            while piece := response.read(1 << 20):
+                size += len(piece)
+            return response.status, size
+    except urllib.error.HTTPError as exc:
+        return exc.code, len(exc.read())
+
+
+def claim(lines: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {"date_of_service": "2026-05-05", **extra, "lines": lines}
+
+
+def alternating(n: int) -> list[dict[str, Any]]:
+    return [{"code": "22510" if i % 2 == 0 else "22511"} for i in range(n)]
+
+
+def worst(n: int) -> list[dict[str, Any]]:
+    """Lines that each trip many rules: every level, four modifiers, units that match nothing."""
+    codes = ("22513", "22512", "20225", "77012", "22511")
+    return [{"code": codes[i % 5], "modifiers": ["50", "LT", "RT", "80"], "units": 3, "levels": VERTEBRAE} for i in range(n)]
+
+
+def dump(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+@dataclass
+class Outcome:
+    case: str
+    request_bytes: int
+    status: int
+    seconds: float
+    response_bytes: int
+    rss_mb: float
+    rss_peak_mb: float
+    healthz_p50_ms: float
+    healthz_max_ms: float
+    healthz_polls: int
+
+
+POLLER = """
+import json, sys, threading, time, urllib.request
+url, latencies, stop = sys.argv[1], [], threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+while not stop.is_set():
+    started = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=30) as response:
+        response.read()
+    latencies.append((time.perf_counter() - started) * 1000)
+    stop.wait(0.01)
+print(json.dumps(latencies))
+"""
+
+
+class Watch:
+    """Polls /healthz every 10 ms while a request runs, from a process of its own (so that the
+    client threads of this process do not delay the polls)."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.latencies: list[float] = []
+        self._process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> Watch:
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", POLLER, self.base + "/healthz"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        time.sleep(0.3)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        assert self._process is not None
+        out, _ = self._process.communicate("", timeout=60)
+        self.latencies = json.loads(out)
+
+
+def cases() -> list[tuple[str, str, bytes]]:
+    big = dump({"claims": [claim(worst(50), id=f"w{i}") for i in range(1000)]})
+    full_alternating = dump({"claims": [claim(alternating(50), id=i) for i in range(1000)]})
+    return [
+        ("claim: 2,000 alternating primaries", "/claims/validate", dump(claim(alternating(2000)))),
+        ("claim: 300,000 lines", "/claims/validate", dump(claim([{"code": "22510"}] * 300_000))),
+        ("claim: 50 alternating primaries", "/claims/validate", dump(claim(alternating(50)))),
+        ("claim: 50 worst-case lines", "/claims/validate", dump(claim(worst(50)))),
+        ("claim: lone surrogate id", "/claims/validate", b'{"id":"\\ud800","lines":[{"code":"22510"}]}'),
+        ("claim: id 10^30", "/claims/validate", b'{"id":1000000000000000000000000000000,"lines":[{"code":"22510"}]}'),
+        ("claim: units 1e400", "/claims/validate", b'{"lines":[{"code":"22510","units":1e400}]}'),
+        ("claim: 10,000-deep array in an unknown field", "/claims/validate", b'{"lines":[{"code":"22510"}],"x":' + DEEP + b"}"),
+        ("claim: 5 MB id", "/claims/validate", b'{"id":"' + b"a" * 5_000_000 + b'","lines":[{"code":"22510"}]}'),
+        ("batch: 1,000 claims x 50 alternating lines", "/claims/validate/batch", full_alternating),
+        ("batch: 1,000 claims x 50 worst-case lines", "/claims/validate/batch", big),
+        ("batch: worst-case claims up to the 2 MiB cap", "/claims/validate/batch", _fill(2 * 1024 * 1024)),
+    ]
+
+
+def _fill(limit: int) -> bytes:
+    one = dump(claim(worst(50)))
+    n = (limit - 20) // (len(one) + 1)
+    return dump({"claims": [claim(worst(50))] * n})
+
+
+def run(base: str, pid: int, name: str, path: str, body: bytes) -> Outcome:
+    with Watch(base) as watch:
+        started = time.perf_counter()
+        status, size = post(base, path, body)
+        seconds = time.perf_counter() - started
+    lat = watch.latencies or [0.0]
+    return Outcome(
+        name, len(body), status, seconds, size, memory_mb(pid, "VmRSS"), memory_mb(pid, "VmHWM"),
+        statistics.median(lat), max(lat), len(watch.latencies),
+    )  # fmt: skip
+
+
+def concurrent_batches(base: str, pid: int, n: int = 6) -> Outcome:
+    """n worst-case batches at once (more than the claim threads): /healthz meanwhile."""
+    body = _fill(2 * 1024 * 1024)
+    with Watch(base) as watch, ThreadPoolExecutor(n) as pool:
+        started = time.perf_counter()
+        results = list(pool.map(lambda _: post(base, "/claims/validate/batch", body), range(n)))
+        seconds = time.perf_counter() - started
+    lat = watch.latencies or [0.0]
+    return Outcome(
+        f"{n} such batches at once", len(body) * n, max(s for s, _ in results), seconds, sum(b for _, b in results),
+        memory_mb(pid, "VmRSS"), memory_mb(pid, "VmHWM"), statistics.median(lat), max(lat), len(watch.latencies),
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "spinekg.api.cli", "serve", "--port", str(port), "--log-level", "warning", "--no-access-log"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.2)
+    results: list[Outcome] = []
+    try:
+        for name, path, body in cases():
+            results.append(run(base, server.pid, name, path, body))
+        results.append(concurrent_batches(base, server.pid))
+    finally:
+        server.terminate()
+        server.wait(15)
+    if args.json:
+        print(json.dumps([asdict(r) for r in results], indent=2))
+        return
+    print(
+        f"{'case':<46} {'request':>10} {'status':>6} {'time':>8} {'response':>11} {'RSS':>6} {'peak':>6} "
+        f"{'healthz p50':>11} {'max':>8} {'polls':>5}"
+    )
+    for r in results:
+        print(
+            f"{r.case[:46]:<46} {r.request_bytes:>10,} {r.status:>6} {r.seconds:>7.3f}s {r.response_bytes:>11,} "
+            f"{r.rss_mb:>5.0f}M {r.rss_peak_mb:>5.0f}M {r.healthz_p50_ms:>9.1f}ms {r.healthz_max_ms:>6.1f}ms {r.healthz_polls:>5}"
+        )
+
+
+if __name__ == "__main__":
+    main()
