@@ -1,4 +1,10 @@
-"""create_app(): the FastAPI application. The graph is loaded once per process, in the lifespan."""
+"""create_app(): the FastAPI application. The graph is loaded once per process, in the lifespan.
+
+Around the routes (api/middleware.py), outermost first: HEAD answered as GET without a body; plain-text
+refusals rewritten as the JSON error body; Host checked against SPINEKG_ALLOWED_HOSTS; CORS by
+SPINEKG_CORS_ORIGINS, and by SPINEKG_CORS_CLAIMS_ORIGINS for /claims/*. /docs and /redoc load Swagger UI
+and ReDoc from files shipped in the fastapi-offline package, never from a CDN. Proxy headers
+(X-Forwarded-For) are uvicorn's business: api/cli.py trusts them only from SPINEKG_FORWARDED_ALLOW_IPS."""
 
 from __future__ import annotations
 
@@ -7,8 +13,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from spinekg.api import errors
+from spinekg.api import errors, openapi
+from spinekg.api.middleware import HeadAsGet, PlainErrorsAsJSON, SplitCORS
 from spinekg.api.routes import claims, codes, meta, queries, sparql
 from spinekg.api.settings import Settings, get_settings
 from spinekg.kg import __version__
@@ -38,8 +47,24 @@ def create_app(settings: Settings | None = None, graph: KnowledgeGraph | None = 
         finally:
             service.close()
 
-    app = FastAPI(title="spinekg", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPIOffline(
+        title="spinekg",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        # no Swagger UI validator badge: it would send the document's URL to validator.swagger.io
+        swagger_ui_parameters={"validatorUrl": None},
+        # /codes/ is a 404, not a redirect: Starlette builds the redirect's Location from the Host header
+        redirect_slashes=False,
+    )
     errors.install(app)
     for module in (codes, claims, queries, sparql, meta):
         app.include_router(module.router)
+    openapi.install(app)
+    # add_middleware wraps what is there already: the last added is the outermost
+    app.add_middleware(SplitCORS, origins=settings.cors_origins, claims_origins=settings.cors_claims_origins)
+    if "*" not in settings.allowed_hosts:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts, www_redirect=False)
+    app.add_middleware(PlainErrorsAsJSON)
+    app.add_middleware(HeadAsGet)
     return app

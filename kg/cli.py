@@ -1,16 +1,26 @@
 """The spinekg command line.
 
-Exit status: 0 success (or a valid claim), 1 a negative answer (an invalid claim, quality checks
-that found violations), 2 unusable input (bad arguments, parameters or claim JSON), 3 an
-environment or ontology problem (no Java, an inconsistent ontology). Errors are one line on stderr.
+Exit status:
+  0    success (or a valid claim)
+  1    a negative answer: an invalid claim, quality checks that found violations
+  2    unusable input, what was typed: bad arguments or parameters, claim JSON, a FILE that cannot
+       be read, an --output that cannot be written (a folder, a missing or read-only place), a
+       SPINEKG_ setting of the wrong type or range (SPINEKG_PORT=abc)
+  3    the environment or the ontology: no Java, an inconsistent ontology, a build cache that
+       cannot be written (SPINEKG_BUILD_DIR, SPINEKG_HOME or the user cache folder), an address
+       that cannot be listened on, any other error of the system or of spinekg itself
+  130  interrupted (Ctrl-C); 141 the reader of standard output went away (| head)
+Errors are one line on stderr; SPINEKG_DEBUG=1 adds the traceback of an unexpected one.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,6 +29,7 @@ from typing import Any
 from spinekg.kg.errors import InputError, SpinekgError
 
 EXIT_OK, EXIT_NEGATIVE, EXIT_INPUT, EXIT_ENVIRONMENT = 0, 1, 2, 3
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141  # 128 + SIGINT, 128 + SIGPIPE, as a shell reports them
 
 
 class UsageError(Exception):
@@ -112,17 +123,47 @@ def cmd_code_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _output_path(name: str) -> Path:
+    """An --output FILE checked before the work that fills it: not a folder, in a folder that exists."""
+    path = Path(name)
+    if path.is_dir():
+        raise InputError("--output", f"{name} is a folder; name a file in it")
+    if not path.parent.is_dir():
+        raise InputError("--output", f"cannot write {name}: no folder {path.parent}")
+    return path
+
+
+def _write_output(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise InputError("--output", f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from spinekg.kg.export import export_graph
     from spinekg.kg.graph import load_graph
 
+    out = _output_path(args.output) if args.output else None
     data = export_graph(load_graph(), args.format)
-    if args.output:
-        Path(args.output).write_bytes(data)
-        print(f"wrote {len(data)} bytes to {args.output}", file=sys.stderr)
+    if out is not None:
+        _write_output(out, data)
+        print(f"wrote {len(data)} bytes to {out}", file=sys.stderr)
     else:
-        sys.stdout.buffer.write(data)
+        _write_all(sys.stdout.buffer, data)
     return EXIT_OK
+
+
+def _write_all(stream: Any, data: bytes) -> None:
+    """Write all of ``data``: a pipe whose reader goes away mid-write takes a part and says so only
+    in the count; the next write then raises BrokenPipeError, which run() handles."""
+    view = memoryview(data)
+    while view:
+        written = stream.write(view)
+        if not written:
+            raise BrokenPipeError("standard output took nothing")
+        view = view[written:]
+    stream.flush()
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -148,17 +189,24 @@ def cmd_import_pfs(args: argparse.Namespace) -> int:
     from spinekg.kg.load import load_asserted
     from spinekg.kg.namespaces import PREFIXES
 
+    out = _output_path(args.output)
     graph = load_asserted()
     skos_notation = "http://www.w3.org/2004/02/skos/core#notation"
     codes = {str(o) for s, p, o in graph if str(p) == skos_notation and str(s).startswith(PREFIXES["cpt"])}
     text = pfs_to_turtle(Path(args.csv), args.year, args.source, codes)
-    out = Path(args.output)
-    out.write_text(text, encoding="utf-8")
+    _write_output(out, text.encode("utf-8"))
     print(
         f"wrote {out}; list it in ontology/catalog-v001.xml and the owl:imports of spinekg.ttl if it is new",
         file=sys.stderr,
     )
     return EXIT_OK
+
+
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 12) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a whole number of at least 1")
+    return int(text)
 
 
 def _open_input(name: str) -> Any:
@@ -172,18 +220,21 @@ def _open_input(name: str) -> Any:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from spinekg.kg.claims import ClaimValidator
+    from spinekg.kg.claims.limits import claim_limits
     from spinekg.kg.graph import load_graph
 
+    # the same limits as the HTTP API: option, else environment variable, else the kg default
+    max_lines, max_bytes = claim_limits(args.max_lines, args.max_bytes)
     source = _open_input(args.file)
     try:
         if args.batch:
-            validator = ClaimValidator(load_graph())
-            return _validate_batch(validator, source)
-        data = source.read()
+            validator = ClaimValidator(load_graph(), max_lines=max_lines, max_bytes=max_bytes)
+            return _validate_batch(validator, source)  # each line read with the byte limit
+        data = source.read(max_bytes + 1)  # one byte more than allowed is enough to refuse it
     finally:
         if source is not sys.stdin.buffer:
             source.close()
-    validator = ClaimValidator(load_graph())
+    validator = ClaimValidator(load_graph(), max_lines=max_lines, max_bytes=max_bytes)
     verdict = validator.validate_json(data)
     print(json.dumps(verdict, indent=2, ensure_ascii=False))
     return EXIT_OK if verdict["valid"] else EXIT_NEGATIVE
@@ -283,6 +334,15 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
     )
     p.add_argument("file", metavar="FILE|-", help="the claim JSON, or - for standard input")
     p.add_argument("--batch", action="store_true", help="one claim per line in, one verdict per line out")
+    p.add_argument(
+        "--max-lines", type=_positive, metavar="N", help="most lines in a claim (default SPINEKG_MAX_CLAIM_LINES, else 50)"
+    )
+    p.add_argument(
+        "--max-bytes",
+        type=_positive,
+        metavar="N",
+        help="largest claim JSON, or NDJSON line with --batch, in bytes (default SPINEKG_MAX_CLAIM_BYTES, else 65536)",
+    )
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("rules", help="list the claim rules")
@@ -301,20 +361,50 @@ def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> i
     """Parse and dispatch, turning every user-facing error into one line and an exit status."""
     try:
         args = parser.parse_args(argv)
-        return int(args.func(args))
+        status = int(args.func(args))
+        sys.stdout.flush()  # here, so that a closed pipe is seen here and not at exit
+        return status
     except UsageError as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_INPUT
+        return _fail(str(exc), EXIT_INPUT)
     except InputError as exc:
-        print(f"spinekg: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
+        return _fail(f"spinekg: error: {exc}", EXIT_INPUT)
     except SpinekgError as exc:
-        print(f"spinekg: error: {exc}", file=sys.stderr)
-        return EXIT_ENVIRONMENT
+        return _fail(f"spinekg: error: {exc}", EXIT_ENVIRONMENT)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
-        return EXIT_OK
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except Exception as exc:  # unexpected: one line too; SPINEKG_DEBUG=1 shows the traceback
+        if os.environ.get("SPINEKG_DEBUG"):
+            raise
+        return _fail(_unexpected(exc), EXIT_ENVIRONMENT)
+
+
+def _unexpected(exc: Exception) -> str:
+    """One line for an error no command turned into a SpinekgError (never the data being processed)."""
+    if isinstance(exc, ImportError):
+        return f"spinekg: error: the installation is incomplete ({exc}); reinstall spinekg"
+    if isinstance(exc, OSError):  # the system refused: a full disk, a cache file that vanished, ...
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"spinekg: error: {exc.strerror or type(exc).__name__}{where}"
+    return f"spinekg: internal error ({type(exc).__name__}); run again with SPINEKG_DEBUG=1 for the traceback"
+
+
+def _fail(line: str, status: int) -> int:
+    with contextlib.suppress(OSError):  # stderr closed too: the status still tells
+        print(line.replace("\n", " "), file=sys.stderr)
+    return status
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, point stdout at /dev/null, so that the interpreter's last flush raises nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

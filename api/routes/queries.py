@@ -3,7 +3,7 @@ their parameters bound as RDF terms."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 
@@ -13,6 +13,10 @@ from spinekg.api.schemas import ErrorBody, QueryInfo, QueryParams, QueryResult
 
 router = APIRouter(prefix="/queries", tags=["named queries"])
 NamePath = Annotated[str, Path(pattern=r"^[a-z0-9-]+$", examples=["pairs-with"])]
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "no named query of that name in queries/api/"},
+    422: {"model": ErrorBody, "description": "a parameter missing, unknown or not of its form"},
+}
 
 
 @router.get("", response_model=list[QueryInfo], summary="Every named query with its summary and parameters")
@@ -28,7 +32,7 @@ def _run(service: ServiceDep, name: str, params: dict[str, str]) -> JSON:
 @router.get(
     "/{name}",
     response_model=QueryResult,
-    responses={422: {"model": ErrorBody}},
+    responses=RESPONSES,
     summary="Run a named query; parameters as query-string values (e.g. ?code=22512)",
 )
 async def run_get(name: NamePath, request: Request, service: ServiceDep) -> JSON:
@@ -38,7 +42,7 @@ async def run_get(name: NamePath, request: Request, service: ServiceDep) -> JSON
 @router.post(
     "/{name}",
     response_model=QueryResult,
-    responses={422: {"model": ErrorBody}},
+    responses=RESPONSES,
     summary="Run a named query; parameters in a JSON body",
 )
 async def run_post(name: NamePath, body: QueryParams, service: ServiceDep) -> JSON:
