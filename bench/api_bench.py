@@ -1,7 +1,7 @@
 """HTTP throughput and latency under wrk on loopback, each endpoint beside a constant-dict endpoint
 in the same server and the same run.
 
-    python bench/api_bench.py [--duration 10] [--connections 16] [--long 60]
+    python -m bench.api_bench [--duration 10] [--connections 16] [--long 60]
 
 One uvicorn worker pinned to CPU 0 and wrk pinned to CPU 1 (when the machine has two). Reports
 requests/s, p50/p99 latency, errors (non-2xx and socket errors) and the server's RSS before and after."""
@@ -13,16 +13,15 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.server import free_port, memory_mb, running
+
 CLAIM = {
     "date_of_service": "2026-05-05",
     "lines": [
@@ -32,13 +31,6 @@ CLAIM = {
     ],
 }
 SELECT = "SELECT ?addon ?primary WHERE { ?addon <https://w3id.org/spinekg/vocab/addOnFor> ?primary } ORDER BY ?addon ?primary"
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def parse_wrk(text: str) -> dict[str, float]:
@@ -75,36 +67,18 @@ def main() -> None:
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (Debian: apt install wrk)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     two_cpus = (os.cpu_count() or 1) >= 2
     pin_server = ["taskset", "-c", "0"] if two_cpus and shutil.which("taskset") else []
     pin_wrk = ["taskset", "-c", "1"] if pin_server else []
-    server = subprocess.Popen(
-        [
-            *pin_server,
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench.api_app:create_bench_app",
-            "--factory",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            urllib.request.urlopen(base + "/healthz", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.2)
+    app = [sys.executable, "-m", "uvicorn", "bench.api_app:create_bench_app", "--factory", "--port", str(port)]
+    with running([*app, "--log-level", "warning", "--no-access-log"], port, pin_server) as (base, server):
+        measure(args, base, server, pin_server, pin_wrk)
+
+
+def measure(
+    args: argparse.Namespace, base: str, server: subprocess.Popen[bytes], pin_server: list[str], pin_wrk: list[str]
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         post = Path(tmp) / "post.lua"
         post.write_text(
@@ -120,9 +94,9 @@ def main() -> None:
             wrk(pin_wrk, url, script, 4, 2)
         results = {}
         for name, url, script in targets:
-            before = rss_kb(server.pid)
+            before = memory_mb(server.pid)
             out = wrk(pin_wrk, url, script, args.connections, args.duration)
-            results[name] = parse_wrk(out) | {"rss_before_mb": before / 1024, "rss_after_mb": rss_kb(server.pid) / 1024}
+            results[name] = parse_wrk(out) | {"rss_before_mb": before, "rss_after_mb": memory_mb(server.pid)}
         baseline = results["GET /constant (baseline)"]["rps"]
         print(
             f"one uvicorn worker{' on CPU 0, wrk on CPU 1' if pin_server else ''}; {args.connections} connections, "
@@ -134,15 +108,13 @@ def main() -> None:
                 f"p99 {r['p99']:.2f} ms  errors {r['errors']:.0f}  RSS {r['rss_before_mb']:.0f} -> {r['rss_after_mb']:.0f} MB"
             )
         if args.long:
-            before = rss_kb(server.pid)
+            before = memory_mb(server.pid)
             out = wrk(pin_wrk, base + "/claims/validate", post, args.connections, args.long)
             r = parse_wrk(out)
             print(
                 f"  {args.long} s of POST /claims/validate: {r['rps']:,.0f} req/s, p99 {r['p99']:.2f} ms, "
-                f"errors {r['errors']:.0f}, RSS {before / 1024:.0f} -> {rss_kb(server.pid) / 1024:.0f} MB"
+                f"errors {r['errors']:.0f}, RSS {before:.0f} -> {memory_mb(server.pid):.0f} MB"
             )
-    server.terminate()
-    server.wait(10)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -19,30 +18,14 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.server import free_port, memory_mb, running, spinekg_serve
+
 JSON_HEADERS = {"Content-Type": "application/json"}
 DEEP = b"[" * 10_000 + b"]" * 10_000
 VERTEBRAE = [f"C{i}" for i in range(1, 8)] + [f"T{i}" for i in range(1, 13)] + [f"L{i}" for i in range(1, 7)]
 VERTEBRAE += [f"S{i}" for i in range(1, 6)] + ["Co"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def memory_mb(pid: int, field: str) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def post(base: str, path: str, body: bytes) -> tuple[int, int]:
@@ -182,26 +165,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "spinekg.api.cli", "serve", "--port", str(port), "--log-level", "warning", "--no-access-log"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            urllib.request.urlopen(base + "/healthz", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.2)
-    results: list[Outcome] = []
-    try:
-        for name, path, body in cases():
-            results.append(run(base, server.pid, name, path, body))
+    with running(spinekg_serve(port), port) as (base, server):
+        results = [run(base, server.pid, name, path, body) for name, path, body in cases()]
         results.append(concurrent_batches(base, server.pid))
-    finally:
-        server.terminate()
-        server.wait(15)
     if args.json:
         print(json.dumps([asdict(r) for r in results], indent=2))
         return

@@ -13,7 +13,6 @@ import argparse
 import json
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -25,23 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def rss_mb(pid: int, field: str = "VmRSS") -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+from bench.server import free_port, memory_mb, running, spinekg_serve
 
 
 def children(pid: int) -> list[int]:
@@ -87,7 +70,7 @@ class Watch:
                 pass
             self.worst_ms = max(self.worst_ms, (time.perf_counter() - started) * 1000)
             for child in children(self.pid):
-                self.worker_peak = max(self.worker_peak, rss_mb(child))
+                self.worker_peak = max(self.worker_peak, memory_mb(child))
             time.sleep(0.02)
 
     def __enter__(self) -> Watch:
@@ -234,33 +217,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "spinekg.api.cli", "serve", "--port", str(port), "--log-level", "warning", "--no-access-log"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            urllib.request.urlopen(base + "/healthz", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.2)
-    listener = Listener()
-    sparql(base, "ASK { ?s ?p ?o }")  # start the workers
-    results: list[Outcome] = []
-    try:
-        for name, run, note in cases(base, listener):
-            with Watch(base, server.pid) as watch:
-                started = time.perf_counter()
-                status, size = run()
-                seconds = time.perf_counter() - started
-            extra = f"listener contacted {listener.contacts} times" if note == "listener" else ""
-            results.append(Outcome(name, status, seconds, size, watch.worst_ms, rss_mb(server.pid), watch.worker_peak, extra))
-        results.append(flood(base))
-    finally:
-        server.terminate()
-        server.wait(15)
+    with running(spinekg_serve(port), port) as (base, server):
+        results = attack(base, server)
     if args.json:
         print(json.dumps([asdict(r) for r in results], indent=2))
         return
@@ -270,6 +228,21 @@ def main() -> None:
             f"{r.case[:52]:<52} {r.status:>6} {r.seconds:>8.3f}s {r.bytes:>10,} {r.healthz_max_ms:>10.1f}ms "
             f"{r.server_rss_mb:>9.0f}MB {r.worker_peak_rss_mb:>10.0f}MB  {r.note}"
         )
+
+
+def attack(base: str, server: subprocess.Popen[bytes]) -> list[Outcome]:
+    listener = Listener()
+    sparql(base, "ASK { ?s ?p ?o }")  # start the workers
+    results: list[Outcome] = []
+    for name, run, note in cases(base, listener):
+        with Watch(base, server.pid) as watch:
+            started = time.perf_counter()
+            status, size = run()
+            seconds = time.perf_counter() - started
+        extra = f"listener contacted {listener.contacts} times" if note == "listener" else ""
+        results.append(Outcome(name, status, seconds, size, watch.worst_ms, memory_mb(server.pid), watch.worker_peak, extra))
+    results.append(flood(base))
+    return results
 
 
 if __name__ == "__main__":
