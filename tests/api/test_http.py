@@ -407,3 +407,13 @@ def test_forwarded_for_is_not_trusted_by_default_and_is_when_configured(tmp_path
     finally:
         proxied.send_signal(signal.SIGINT)
         proxied.wait(15)
+
+
+def test_readme_lists_every_setting() -> None:
+    """README's settings table is what operators read: a new setting without a row there fails."""
+    from spinekg.api.settings import Settings
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    missing = [name for name in Settings.model_fields if f"`SPINEKG_{name.upper()}`" not in readme]
+    assert not missing, f"settings missing from README's table: {missing}"
