@@ -31,7 +31,7 @@ CPT is a registered trademark of the American Medical Association; labels here a
 
 
 def create_app(settings: Settings | None = None, graph: KnowledgeGraph | None = None) -> FastAPI:
-    """Build the app. Tests pass a graph; ``spinekg serve`` loads (or builds) it from build/."""
+    """Build the app. Tests pass a graph; ``spinekg serve`` loads (or builds) it from the build cache."""
     settings = settings or get_settings()
 
     @asynccontextmanager

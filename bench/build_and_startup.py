@@ -2,7 +2,7 @@
 
     python bench/build_and_startup.py [--runs 10]
 
-Cold builds use a temporary build directory so the project's build/ cache is left alone."""
+Cold builds use a temporary build directory so the user's build cache is left alone."""
 
 from __future__ import annotations
 

@@ -66,7 +66,7 @@ def read_manifest(folder: Path) -> dict[str, object] | None:
 
 
 def build_graph(force: bool = False) -> BuildResult:
-    """Reason over the ontology unless build/ already holds the result for the current sources."""
+    """Reason over the ontology unless its build folder already holds the result for the current sources."""
     started = time.perf_counter()
     key = source_key()
     out = build_dir(key)

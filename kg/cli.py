@@ -64,7 +64,7 @@ def render(rows: list[dict[str, Any]], columns: list[str], fmt: str) -> str:
     def line(values: Sequence[str]) -> str:
         return "  ".join((v if len(v) <= w else v[: w - 1] + "…").ljust(w) for v, w in zip(values, widths, strict=True))
 
-    return "\n".join([line(columns), line(["-" * w for w in widths]), *(line(r) for r in cells)]).rstrip()
+    return "\n".join(text.rstrip() for text in [line(columns), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
 
 def _params(pairs: list[str]) -> dict[str, str]:
@@ -73,6 +73,8 @@ def _params(pairs: list[str]) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise InputError("--param", f"{pair!r} is not of the form name=value")
+        if key.strip() in values:
+            raise InputError("--param", f"{key.strip()} is given twice; give each parameter once")
         values[key.strip()] = value
     return values
 
@@ -86,10 +88,12 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    import pyoxigraph as ox
+
     from spinekg.kg.graph import load_graph
     from spinekg.kg.queries import get_query
 
-    query = get_query(args.query)
+    query = get_query(args.query, kinds=QUERY_KINDS)
     if args.endpoint:
         from spinekg.kg.remote import run_remote
 
@@ -97,9 +101,28 @@ def cmd_query(args: argparse.Namespace) -> int:
         print(render(rows, columns, args.format))
         return EXIT_OK
     graph = load_graph()
-    result = query.run(graph, _params(args.param))
-    print(render(result.values(), result.variables, args.format))
+    bindings = query.bindings(_params(args.param))
+    try:
+        result = graph.execute(query.text, bindings)
+    except SyntaxError as exc:
+        raise InputError("query", f"{query.path.name} does not parse: {str(exc).splitlines()[0]}") from None
+    except OSError as exc:  # e.g. a SERVICE the embedded store could not reach
+        raise SpinekgError(f"{query.path.name} failed: {exc}") from None
+    if isinstance(result, ox.QueryBoolean):
+        print(json.dumps({"boolean": bool(result)}) if args.format == "json" else str(bool(result)).lower())
+    elif isinstance(result, ox.QueryTriples):
+        sys.stdout.buffer.write(ox.serialize(list(result), format=ox.RdfFormat.N_TRIPLES) or b"")
+    else:
+        from spinekg.kg.graph import SelectResult
+
+        variables = [v.value for v in result.variables]
+        rows = [{v: sol[v] for v in variables if sol[v] is not None} for sol in result]
+        table = SelectResult(variables, rows)
+        print(render(table.values(), table.variables, args.format))
     return EXIT_OK
+
+
+QUERY_KINDS = ("api", "rule", "check")  # `spinekg query NAME` runs any named query; the HTTP API serves api/ only
 
 
 def cmd_queries(args: argparse.Namespace) -> int:
@@ -290,11 +313,15 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
     parser.add_argument("--version", action="version", version=f"spinekg {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("build", help="reason over the ontology and cache the result in build/")
+    p = sub.add_parser("build", help="reason over the ontology and cache the result in the build cache folder")
     p.add_argument("--force", action="store_true", help="reason again even if the cache is current")
     p.set_defaults(func=cmd_build)
 
-    p = sub.add_parser("query", help="run a named query (queries/api, queries/reports) or a .rq file")
+    p = sub.add_parser(
+        "query",
+        help="run a named query (queries/api, rules, checks) or a .rq file: SELECT as a table, ASK as true/false, "
+        "CONSTRUCT/DESCRIBE as N-Triples",
+    )
     p.add_argument("query", metavar="NAME|FILE")
     p.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--format", "-f", choices=("table", "json", "csv"), default="table")

@@ -46,7 +46,7 @@ class Param:
         value = raw.strip()
         where = f"param {self.name}"
         if self.pattern and not re.fullmatch(self.pattern, value):
-            raise InputError(where, f"{raw!r} does not look like a {self.description or self.type} (pattern {self.pattern})")
+            raise InputError(where, f"{raw!r} does not look like {self.description or 'a ' + self.type} (pattern {self.pattern})")
         if self.type == "literal":
             return ox.Literal(value)
         if self.type == "integer":

@@ -275,6 +275,11 @@ class KnowledgeService:
             raise UnknownVertebraError(level, [v["level"] for v in self.vertebrae()])
         return self._cached(("vertebra", name), lambda: self._vertebra(name))
 
+    def _in_spine_order(self, levels: list[str]) -> list[str]:
+        """Levels from top to bottom (GROUP_CONCAT keeps no order)."""
+        order = {v["level"]: v["sequence"] for v in self.vertebrae()}
+        return sorted(levels, key=lambda level: (order.get(level, 0), level))
+
     def _vertebra(self, name: str) -> dict[str, Any]:
         rows = self.query("vertebra", {"vertebra": name})
         first = rows[0]
@@ -289,8 +294,8 @@ class KnowledgeService:
             "sequence": first["sequence"],
             "transitional": first["transitional"],
             "billing_regions": sorted(_split(first.get("billingRegions"))),
-            "above": _split(first.get("above")),
-            "below": _split(first.get("below")),
+            "above": self._in_spine_order(_split(first.get("above"))),
+            "below": self._in_spine_order(_split(first.get("below"))),
             "codes": codes,
         }
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: the reasoned graph is built (or taken from the build/ cache) once per session."""
+"""Shared fixtures: the reasoned graph is built (or taken from the build cache) once per session."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from spinekg.kg.errors import SpinekgError
+from spinekg.kg.errors import InputError
 
 # Joined header text (the 4 header lines above the data, per column) -> our field name.
 COLUMNS = {
@@ -77,10 +77,10 @@ def read_pprrvu(path: Path) -> PfsFile:
         with path.open(newline="", encoding="latin-1") as fh:
             lines = list(csv.reader(fh))
     except OSError as exc:
-        raise SpinekgError(f"cannot read {path}: {exc.strerror}") from exc
+        raise InputError("PPRRVU.csv", f"cannot read {path}: {exc.strerror}") from exc
     header_at = next((i for i, r in enumerate(lines) if r[:2] == ["HCPCS", "MOD"]), None)
     if header_at is None:
-        raise SpinekgError(f"{path.name}: no 'HCPCS,MOD,...' header line; is this a CMS PPRRVU file?")
+        raise InputError("PPRRVU.csv", f"{path.name}: no 'HCPCS,MOD,...' header line; is this a CMS PPRRVU file?")
     notices = [" ".join(c for c in r if c.strip()).strip() for r in lines[:header_at]]
     title = next((n for n in notices if "Relative Value File" in n), path.name)
     released = next((m.group(1) for n in notices if (m := re.search(r"RELEASED (\d\d/\d\d/\d{4})", n))), None)
@@ -98,7 +98,7 @@ def read_pprrvu(path: Path) -> PfsFile:
                 index[field] = col
     missing = sorted(set(COLUMNS.values()) - set(index))
     if missing:
-        raise SpinekgError(f"{path.name}: columns not found: {', '.join(missing)}")
+        raise InputError("PPRRVU.csv", f"{path.name}: columns not found: {', '.join(missing)}")
     rows = []
     for raw in lines[header_at + 1 :]:
         if len(raw) < width or not raw[0].strip():
@@ -111,7 +111,7 @@ def _decimal(value: str, where: str) -> str:
     try:
         return str(Decimal(value))
     except InvalidOperation as exc:
-        raise SpinekgError(f"{where}: {value!r} is not a number") from exc
+        raise InputError("PPRRVU.csv", f"{where}: {value!r} is not a number") from exc
 
 
 def pfs_to_turtle(path: Path, year: int, source: str, codes: set[str]) -> str:
@@ -119,10 +119,10 @@ def pfs_to_turtle(path: Path, year: int, source: str, codes: set[str]) -> str:
     pfs = read_pprrvu(path)
     rows = sorted((r for r in pfs.rows if r["hcpcs"] in codes), key=lambda r: (r["hcpcs"], r["mod"]))
     if not rows:
-        raise SpinekgError(f"{path.name}: none of the ontology's codes is in the file")
+        raise InputError("PPRRVU.csv", f"{path.name}: none of the ontology's codes is in the file")
     factors = {r["cf"] for r in rows}
     if len(factors) != 1:
-        raise SpinekgError(f"{path.name}: rows disagree on the conversion factor: {sorted(factors)}")
+        raise InputError("PPRRVU.csv", f"{path.name}: rows disagree on the conversion factor: {sorted(factors)}")
     cf = _decimal(factors.pop(), "CONV FACTOR")
     module = f"https://w3id.org/spinekg/ontology/payment/pfs-{year}"
     released = ""
@@ -167,7 +167,7 @@ def pfs_to_turtle(path: Path, year: int, source: str, codes: set[str]) -> str:
         ]
         if modifier:
             if modifier not in ("26", "TC"):
-                raise SpinekgError(f"{where}: unexpected modifier row {modifier!r}")
+                raise InputError("PPRRVU.csv", f"{where}: unexpected modifier row {modifier!r}")
             lines.append(f"    skg:componentModifier mod:{modifier} ;")
         values = " ; ".join(f"skg:{prop} {_decimal(r[field], where)}" for field, prop in DECIMALS.items())
         lines.append(f"    {values} ;")
