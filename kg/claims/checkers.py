@@ -180,29 +180,61 @@ class DateWindow(Checker):
 
 
 class RequiresAny(Checker):
-    """Columns: code (the add-on), partner (a code it needs on the claim)."""
+    """Columns: code (the add-on), partner (a code it needs on the claim), validFrom and deletedOn
+    (optional: the dates of service on which the row applies). An add-on none of whose rows applies on
+    the date of service is not checked. The repair bills the first body as the primary that covers it,
+    or, when the rule's header says ``repair: remove-line``, removes the add-on line."""
 
     kind = "requires-any"
-    variables = ("code", "partners", "line")
+    variables = ("code", "partners", "partner_count", "some_partners", "line")
+    SOME = 5  # partners named in ``some_partners`` before "and N others"
 
     def compile(self, rows: list[Row]) -> None:
-        self.partners: dict[str, frozenset[str]] = {}
         grouped: dict[str, set[str]] = defaultdict(set)
+        dated: dict[str, list[tuple[str, date | None, date | None]]] = defaultdict(list)
         for r in rows:
-            grouped[str(r["code"])].add(str(r["partner"]))
-        self.partners = {k: frozenset(v) for k, v in grouped.items()}
+            code, partner = str(r["code"]), str(r["partner"])
+            start, end = _as_date(r.get("validFrom")), _as_date(r.get("deletedOn"))
+            if start is None and end is None:
+                grouped[code].add(partner)
+            else:
+                dated[code].append((partner, start, end))
+        self.partners: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in grouped.items()}
+        self.dated = dict(dated)
+
+    def partners_on(self, code: str, dos: date) -> frozenset[str] | None:
+        """The partners of an add-on on a date of service; None when no row of it applies then."""
+        always = self.partners.get(code)
+        rows = self.dated.get(code)
+        if rows is None:
+            return always
+        found = {p for p, start, end in rows if (start is None or dos >= start) and (end is None or dos < end)}
+        if always:
+            found |= always
+        return frozenset(found) if found else None
 
     def check(self, ctx: Context, out: list[Finding]) -> None:
         for code, lines in ctx.by_code.items():
-            partners = self.partners.get(code)
+            partners = self.partners_on(code, ctx.dos)
             if partners is None or not partners.isdisjoint(ctx.by_code):
                 continue
+            ordered = sorted(partners)
+            some = either(ordered)
+            if len(ordered) > self.SOME + 1:
+                some = f"{', '.join(ordered[: self.SOME])} and {len(ordered) - self.SOME} others"
+            remove = self.rule.repair == "remove-line"
             for line in lines:
                 out.append(
                     self.rule.finding(
                         (line.index,),
-                        {"code": code, "partners": either(sorted(partners)), "line": line.index},
-                        repairs=self._repair(line, partners),
+                        {
+                            "code": code,
+                            "partners": either(ordered),
+                            "partner_count": len(ordered),
+                            "some_partners": some,
+                            "line": line.index,
+                        },
+                        repairs=(Repair("remove-line", line.index),) if remove else self._repair(line, partners),
                     )
                 )
 
@@ -305,7 +337,9 @@ class ExclusivePair(Checker):
 
 
 class MaxUnits(Checker):
-    """Columns: code, maxUnits, kind, status, rationale, fixHint, source, addon (optional)."""
+    """Columns: code, maxUnits, kind, status, rationale, fixHint, source, addon (optional), kindOrder
+    (optional: the precedence of the limit's kind at the same maximum, lower first), validFrom
+    (optional: the first date of service the limit applies to)."""
 
     kind = "max-units"
     variables = ("code", "units", "max", "limit_kind", "rationale", "fix_hint")
@@ -317,15 +351,15 @@ class MaxUnits(Checker):
         self.limits: dict[str, list[tuple[int, str, Row, tuple[str, ...]]]] = defaultdict(list)
         for (code, maximum, kind), group in limits.items():
             self.limits[code].append((maximum, kind, group[0], _sources(group)))
-        # the most restrictive limit first (verified before other evidence at the same maximum): a code
-        # over several limits gets one finding, for the tightest one
+        # the most restrictive limit first (verified before other evidence at the same maximum, then by
+        # the precedence of its kind): a code over several limits gets one finding, for the tightest one
         for kept in self.limits.values():
-            kept.sort(key=lambda t: (t[0], str(t[2]["status"]) != "verified"))
+            kept.sort(key=lambda t: (t[0], str(t[2]["status"]) != "verified", int(t[2].get("kindOrder") or 10**6), t[1]))
 
     def check(self, ctx: Context, out: list[Finding]) -> None:
         for code, total in ctx.units.items():
             for maximum, kind, row, sources in self.limits.get(code, ()):
-                if total <= maximum:
+                if total <= maximum or not _in_force(row, ctx.dos):
                     continue
                 lines = ctx.by_code[code]
                 out.append(
@@ -925,6 +959,26 @@ class CrossRegionNote(Checker):
             )
 
 
+class ClaimFieldMissing(Checker):
+    """Columns: field (a claim field that the parser fills in when the claim leaves it out, such as
+    date_of_service, which defaults to today's date). One finding per claim and field, naming every line."""
+
+    kind = "claim-field-missing"
+    variables = ("field", "value")
+
+    def compile(self, rows: list[Row]) -> None:
+        self.fields = tuple(dict.fromkeys(str(r["field"]) for r in rows))
+
+    def check(self, ctx: Context, out: list[Finding]) -> None:
+        assumed = ctx.claim.assumed
+        if not assumed:
+            return
+        for name in self.fields:
+            value = assumed.get(name)
+            if value is not None:
+                out.append(self.rule.finding(tuple(ln.index for ln in ctx.lines), {"field": name, "value": value}))
+
+
 CHECKERS: dict[str, type[Checker]] = {
     cls.kind: cls
     for cls in (
@@ -946,6 +1000,7 @@ CHECKERS: dict[str, type[Checker]] = {
         KnownModifiers,
         LevelsRequired,
         CrossRegionNote,
+        ClaimFieldMissing,
     )
 }
 

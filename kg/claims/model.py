@@ -27,6 +27,7 @@ class Claim:
     date_of_service: date
     place_of_service: str | None = None
     id: Any = None
+    assumed: dict[str, str] = field(default_factory=dict)  # fields the claim left out -> the value used
 
 
 @dataclass(slots=True)

@@ -125,7 +125,7 @@ def parse_claim(
     if max_levels is None:
         max_levels = len(set(vertebrae.values()))
     lines = [_parse_line(raw, i, vertebrae, max_levels) for i, raw in enumerate(raw_lines)]
-    return Claim(lines, when, pos, claim_id)
+    return Claim(lines, when, pos, claim_id, {"date_of_service": when.isoformat()} if dos is None else {})
 
 
 def _parse_line(raw: Any, i: int, vertebrae: Mapping[str, str], max_levels: int) -> Line:

@@ -18,7 +18,11 @@ def random_claims(validator: ClaimValidator, n: int, seed: int = 1, mistake_rate
     rng = random.Random(seed)  # noqa: S311 - sample data, not security
     codes = sorted(next(c for c in validator.checkers if isinstance(c, KnownCodes)).codes)
     modifiers = sorted(next(c for c in validator.checkers if isinstance(c, KnownModifiers)).modifiers)
-    addons = next(c for c in validator.checkers if isinstance(c, RequiresAny)).partners
+    addons: dict[str, frozenset[str]] = {}  # add-on -> the primaries it always pairs with (the family rules)
+    for checker in validator.checkers:
+        if isinstance(checker, RequiresAny):
+            for addon, partners in checker.partners.items():
+                addons[addon] = addons.get(addon, frozenset()) | partners
     coverage = validator.shared.coverage
     index = validator.shared.vertebra_index
     order = sorted(index, key=index.__getitem__)

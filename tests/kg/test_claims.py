@@ -119,7 +119,8 @@ def test_unusable_input_names_the_field(validator: ClaimValidator, case: dict[st
 
 def test_unverified_basis_never_makes_an_error(validator: ClaimValidator) -> None:
     verdict = validator.validate(
-        {"lines": [{"code": "22510", "levels": ["T8"]}, {"code": "20220", "levels": ["T8"]}]}, today=TODAY
+        {"date_of_service": "2026-05-05", "lines": [{"code": "22510", "levels": ["T8"]}, {"code": "20220", "levels": ["T8"]}]},
+        today=TODAY,
     )
     (finding,) = verdict["findings"]
     assert finding["evidence"] == "unverified" and finding["severity"] == "warning"
