@@ -48,7 +48,7 @@ Level = Annotated[str, StringConstraints(max_length=16)]
 
 
 class ClaimLine(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
     code: str = Field(pattern=r"^[0-9A-Za-z]{5}$", description="CPT/HCPCS code", examples=[EXAMPLES["code"]])
     modifiers: list[Modifier] = Field(default_factory=list, max_length=4, description="up to four modifiers", examples=[["XS"]])
     units: StrictInt = Field(1, ge=1, le=999, description="units of service (one per vertebral body for 22510-22515)")
@@ -61,7 +61,7 @@ class ClaimLine(BaseModel):
 
 
 class Claim(BaseModel):
-    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [CLAIM_EXAMPLE]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [CLAIM_EXAMPLE]})
     id: ClaimId = None
     date_of_service: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD; default today")
     place_of_service: str | None = Field(None, pattern=r"^\d{2}$", description="CMS place-of-service code")

@@ -5,6 +5,7 @@ always be written back as JSON; error messages quote at most a short, escaped pr
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Mapping
@@ -25,6 +26,10 @@ ID_TEXT = re.compile(r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]*")
 MAX_UNITS = 999  # X12 SV104 and CMS-1500 24G carry at most three digits in practice
 MAX_MODIFIERS = 4  # CMS-1500 item 24D and X12 SV101-3..6
 SHOWN = 40  # characters of a bad value quoted in an error message
+# The claim contract: a key outside it is refused (a misspelt "levles" would otherwise drop the levels
+# silently and turn a wrong claim into a valid one).
+CLAIM_KEYS = ("id", "date_of_service", "place_of_service", "lines")
+LINE_KEYS = ("code", "modifiers", "units", "levels")
 
 
 def show(value: Any) -> str:
@@ -62,6 +67,18 @@ def load_json(data: bytes | str, field: str = "claim") -> Any:
         return json.loads(data, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         raise InputError(field, f"not valid JSON ({reason})") from None
+
+
+def refuse_unknown_keys(obj: dict[str, Any], known: tuple[str, ...], where: str) -> None:
+    """InputError naming the first key of ``obj`` that the contract does not know, with a guess."""
+    for key in obj:
+        if key not in known:
+            name = key if isinstance(key, str) and 0 < len(key) <= SHOWN and key.isprintable() else show(key)
+            near = difflib.get_close_matches(str(key)[:SHOWN], known, n=1)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            raise InputError(
+                f"{where}{name}", f"not a field of a claim{' line' if where else ''}; {hint}known: {', '.join(known)}"
+            )
 
 
 def parse_date(value: Any, field: str) -> date:
@@ -108,6 +125,7 @@ def parse_claim(
     given), so that checking it is bounded work."""
     if not isinstance(obj, dict):
         raise InputError("claim", "a claim is a JSON object with a 'lines' list")
+    refuse_unknown_keys(obj, CLAIM_KEYS, "")
     raw_lines = obj.get("lines")
     if not isinstance(raw_lines, list) or not raw_lines:
         raise InputError("lines", "a claim needs a non-empty list of lines")
@@ -132,6 +150,7 @@ def _parse_line(raw: Any, i: int, vertebrae: Mapping[str, str], max_levels: int)
     where = f"lines[{i}]"
     if not isinstance(raw, dict):
         raise InputError(where, "a line is an object with at least a 'code'")
+    refuse_unknown_keys(raw, LINE_KEYS, where + ".")
     code = raw.get("code")
     if not isinstance(code, str) or len(code) > 16 or not CODE.fullmatch(code := code.strip().upper()):
         raise InputError(f"{where}.code", f"{show(raw.get('code'))} is not a CPT/HCPCS code (five letters or digits, e.g. 22512)")
