@@ -28,6 +28,7 @@ from spinekg.kg.sparql import (
 )
 
 log = logging.getLogger("spinekg.api")
+MAX_ERRORS = 20  # problems listed in one 422 answer
 # SPARQL failures: what the client sent (4xx) or an overloaded / stopped worker (503), never a 500
 SPARQL_STATUS: dict[type[SparqlError], int] = {
     SparqlSyntaxError: 400,
@@ -53,12 +54,13 @@ def _field(loc: tuple[object, ...]) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSON:
-        errors = [{"field": _field(tuple(e.get("loc", ()))), "message": str(e.get("msg", "invalid"))} for e in exc.errors()]
+        found = exc.errors()
+        errors = [{"field": _field(tuple(e.get("loc", ()))), "message": str(e.get("msg", "invalid"))} for e in found[:MAX_ERRORS]]
         first = errors[0] if errors else {"field": "body", "message": "invalid request"}
-        return JSON(
-            {"detail": f"{first['field']}: {first['message']}", "field": first["field"], "errors": errors},
-            status_code=422,
-        )
+        body = {"detail": f"{first['field']}: {first['message']}", "field": first["field"], "errors": errors}
+        if len(found) > MAX_ERRORS:  # an answer bounded whatever the body holds
+            body["detail"] += f" (and {len(found) - 1} more problems; the first {MAX_ERRORS} are listed)"
+        return JSON(body, status_code=422)
 
     @app.exception_handler(UnknownCodeError)
     async def unknown_code(_: Request, exc: UnknownCodeError) -> JSON:
@@ -90,7 +92,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSON:
         # Starlette's own: no route for the path (404) or not for the method (405, with Allow)
-        field = {404: "path", 405: "method"}.get(exc.status_code)
+        field = {404: "path", 405: "method", 415: "Content-Type"}.get(exc.status_code)
         headers = dict(getattr(exc, "headers", None) or {})
         allow = [m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
         if "GET" in allow and "HEAD" not in allow:  # api/middleware.py answers HEAD wherever GET is

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StrictInt, StringConstraints, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from spinekg.kg.claims.limits import MAX_CLAIM_LINES, MAX_ID_LENGTH
+from spinekg.kg.claims.limits import MAX_CLAIM_LINES, MAX_ID_LENGTH, MAX_LINES_CEILING
 from spinekg.kg.claims.parse import parse_id
 from spinekg.kg.errors import InputError
 
@@ -66,7 +66,9 @@ class Claim(BaseModel):
     date_of_service: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD; default today")
     place_of_service: str | None = Field(None, pattern=r"^\d{2}$", description="CMS place-of-service code")
     lines: list[ClaimLine] = Field(
-        min_length=1, description=f"at most SPINEKG_MAX_CLAIM_LINES lines (default {MAX_CLAIM_LINES}, as in the 837P); more: 422"
+        min_length=1,
+        max_length=MAX_LINES_CEILING,  # refused before its items are read; the setting's own limit is checked by kg
+        description=f"at most SPINEKG_MAX_CLAIM_LINES lines (default {MAX_CLAIM_LINES}, as in the 837P); more: 422",
     )
 
 

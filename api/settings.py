@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from spinekg.kg.claims.limits import MAX_CLAIM_BYTES, MAX_CLAIM_LINES
+from spinekg.kg.claims.limits import MAX_CLAIM_BYTES, MAX_CLAIM_LINES, MAX_LINES_CEILING
 
 # A list setting is written comma-separated in its variable (SPINEKG_CORS_ORIGINS=https://a.org,https://b.org).
 CommaList = Annotated[list[str], NoDecode]
@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     batch_max_claims: int = Field(default=1000, ge=1, description="most claims in one POST /claims/validate/batch")
     # Claim limits: bounded work per request (kg/claims/limits.py holds the defaults the CLI shares).
     max_claim_lines: int = Field(
-        default=MAX_CLAIM_LINES, ge=1, le=10_000, description="most lines in one claim (the 837P allows 50); more: 422"
+        default=MAX_CLAIM_LINES, ge=1, le=MAX_LINES_CEILING, description="most lines in one claim (the 837P allows 50); more: 422"
     )
     max_claim_bytes: int = Field(
         default=MAX_CLAIM_BYTES, ge=1024, description="largest body of POST /claims/validate, in bytes; larger: 413"

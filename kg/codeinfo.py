@@ -31,7 +31,7 @@ class UnknownCodeError(InputError):
 
 
 def normalise_code(code: str) -> str:
-    value = code.strip().upper()
+    value = code.strip().upper() if code.isascii() else code
     if not CODE_PATTERN.fullmatch(value):
         raise InputError("code", f"{code!r} is not a CPT/HCPCS code (five letters or digits, e.g. 22512)")
     return value

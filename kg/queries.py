@@ -22,6 +22,7 @@ from spinekg.kg.graph import KnowledgeGraph, SelectResult
 from spinekg.kg.namespaces import PREFIXES
 
 KINDS = ("api", "rule", "check", "report")
+MAX_PARAM_LENGTH = 200
 HEADER_KEYS: dict[str, set[str]] = {
     "api": {"summary", "description", "kind", "source"},
     "rule": {"summary", "description", "kind", "check", "severity", "message", "fix", "source", "effective"},
@@ -43,8 +44,10 @@ class Param:
 
     def bind(self, raw: str) -> ox.NamedNode | ox.Literal:
         """Turn a request value into an RDF term, or raise InputError naming the parameter."""
-        value = raw.strip()
         where = f"param {self.name}"
+        if len(raw) > MAX_PARAM_LENGTH:  # a code, a level or a family name: short; a long value is not one
+            raise InputError(where, f"a parameter value has at most {MAX_PARAM_LENGTH} characters; this one has {len(raw)}")
+        value = raw.strip()
         if self.pattern and not re.fullmatch(self.pattern, value):
             raise InputError(where, f"{raw!r} does not look like {self.description or 'a ' + self.type} (pattern {self.pattern})")
         if self.type == "literal":

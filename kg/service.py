@@ -270,7 +270,7 @@ class KnowledgeService:
         ]
 
     def vertebra(self, level: str) -> dict[str, Any]:
-        name = self.validator.vertebrae.get(level.strip().upper())
+        name = self.validator.vertebrae.get(level.strip().upper()) if level.isascii() else None
         if name is None:
             raise UnknownVertebraError(level, [v["level"] for v in self.vertebrae()])
         return self._cached(("vertebra", name), lambda: self._vertebra(name))

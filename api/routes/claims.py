@@ -17,20 +17,17 @@ Every request is bounded work that never holds up the event loop:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 import orjson
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
-from fastapi.routing import APIRoute
 from pydantic import ValidationError
-from starlette.requests import ClientDisconnect
-from starlette.types import Receive, Scope
 
+from spinekg.api.capped import CappedRoute
 from spinekg.api.responses import JSON, dumps
 from spinekg.api.schemas import BatchRequest, BatchResponse, Claim, ErrorBody, Verdict
 from spinekg.api.settings import Settings
@@ -39,114 +36,22 @@ from spinekg.kg.errors import InputError
 from spinekg.kg.service import KnowledgeService
 
 T = TypeVar("T")
-_UNREAD = object()
-MAX_DRAIN = 32 * 1024 * 1024  # the most of a refused body read (and dropped) before answering 413
 CHUNK_BYTES = 256 * 1024  # a batch's results are computed and sent about this much at a time
 Counts = dict[str, int]
 
 
-class CappedRequest(Request):
-    """A request whose body is read with a byte cap: 413 as soon as the declared length or the bytes
-    received pass it, so that an oversized body is neither held in memory nor parsed."""
-
-    def __init__(self, scope: Scope, receive: Receive, limit: int, setting: str) -> None:
-        super().__init__(scope, receive)
-        self.limit = limit
-        self.setting = setting
-        self._capped: bytes | None = None
-        self._parsed: Any = _UNREAD
-        self._received_all = False
-
-    def _too_large(self) -> HTTPException:
-        return HTTPException(
-            status_code=413,
-            detail=f"the request body is larger than {self.limit} bytes (SPINEKG_{self.setting.upper()}); "
-            "split the claims into smaller requests, or use spinekg validate --batch for large files",
-        )
-
-    async def body(self) -> bytes:
-        if self._capped is None:
-            declared = self.headers.get("content-length", "")
-            if declared.isascii() and declared.isdigit():
-                size = int(declared) if len(declared) <= 15 else MAX_DRAIN + 1  # 16 digits: more than any cap
-                if size > self.limit:
-                    if size <= MAX_DRAIN and "100-continue" not in self.headers.get("expect", "").lower():
-                        await self._drain()  # else the client has not sent the body, or it is too much to wait for
-                    raise self._too_large()
-            chunks: list[bytes] = []
-            size = 0
-            async with contextlib.aclosing(self._chunks()) as arriving:
-                async for chunk in arriving:
-                    size += len(chunk)
-                    if size > self.limit:
-                        await self._drain()
-                        raise self._too_large()
-                    chunks.append(chunk)
-            self._capped = b"".join(chunks)
-        return self._capped
-
-    async def _chunks(self) -> AsyncGenerator[bytes, None]:
-        """The body as it arrives (each ASGI message once; nothing kept here)."""
-        while not self._received_all:
-            message = await self.receive()
-            if message["type"] == "http.disconnect":
-                raise ClientDisconnect()
-            if message["type"] == "http.request":
-                self._received_all = not message.get("more_body", False)
-                if message.get("body"):
-                    yield message["body"]
-
-    async def _drain(self) -> None:
-        """Read and drop the rest of a refused body (at most MAX_DRAIN bytes, nothing kept), so that a
-        client that sends its whole body before it reads the answer (urllib, requests) gets the 413
-        rather than a connection reset by the server closing a socket with unread data."""
-        drained = 0
-        with contextlib.suppress(ClientDisconnect):
-            async with contextlib.aclosing(self._chunks()) as arriving:
-                async for chunk in arriving:
-                    drained += len(chunk)
-                    if drained > MAX_DRAIN:
-                        return
-
-    async def json(self) -> Any:
-        """The body as JSON, read once (kg's reader: an undecodable body is a 422 naming ``body``)."""
-        if self._parsed is _UNREAD:
-            self._parsed = load_json(await self.body(), field="body")
-        return self._parsed
+CLAIMS_HINT = "split the claims into smaller requests, or use spinekg validate --batch for large files"
 
 
-class _CappedRoute(APIRoute):
-    """A route whose body is capped by the setting named in ``setting`` (read from the app's settings).
-    With ``parse`` the body is also parsed here, before FastAPI validates it, so that a body that is
-    not JSON gets the API's 422 naming ``body`` (FastAPI would answer a bare 400 to some of them)."""
-
-    setting: ClassVar[str] = "max_claim_bytes"
-    parse: ClassVar[bool] = False
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-        setting, parse = self.setting, self.parse
-
-        async def capped(request: Request) -> Response:
-            limit = int(getattr(request.app.state.settings, setting))
-            capped_request = CappedRequest(request.scope, request.receive, limit, setting)
-            try:
-                if parse and await capped_request.body():
-                    await capped_request.json()  # small (capped) and fast: orjson
-                return await handler(capped_request)
-            except ClientDisconnect:  # the client went away while sending: nobody to answer, nothing to log
-                return Response(status_code=400)
-
-        return capped
-
-
-class ClaimRoute(_CappedRoute):
+class ClaimRoute(CappedRoute):
     setting = "max_claim_bytes"
     parse = True
+    hint = CLAIMS_HINT
 
 
-class BatchRoute(_CappedRoute):
+class BatchRoute(CappedRoute):
     setting = "batch_max_bytes"
+    hint = CLAIMS_HINT
 
 
 router = APIRouter(prefix="/claims", tags=["claims"])
@@ -182,16 +87,18 @@ async def validate(claim: Claim, request: Request) -> Response:
 
 def _parse_batch(raw: bytes, settings: Settings) -> list[dict[str, Any]]:
     """The claims of a batch body (in a worker thread): 422 for a body that is not a batch."""
-    try:
-        batch = BatchRequest.model_validate(load_json(raw, field="body"))
-    except ValidationError as exc:
-        raise RequestValidationError(exc.errors(include_url=False, include_input=False)) from None
-    if len(batch.claims) > settings.batch_max_claims:
+    data = load_json(raw, field="body")
+    claims = data.get("claims") if isinstance(data, dict) else None
+    if isinstance(claims, list) and len(claims) > settings.batch_max_claims:  # before any claim is read
         raise InputError(
             "claims",
-            f"{len(batch.claims)} claims; at most {settings.batch_max_claims} per request "
+            f"{len(claims)} claims; at most {settings.batch_max_claims} per request "
             "(use spinekg validate --batch for large files)",
         )
+    try:
+        batch = BatchRequest.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False, include_input=False)) from None
     return batch.claims
 
 

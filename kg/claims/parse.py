@@ -152,7 +152,8 @@ def _parse_line(raw: Any, i: int, vertebrae: Mapping[str, str], max_levels: int)
         raise InputError(where, "a line is an object with at least a 'code'")
     refuse_unknown_keys(raw, LINE_KEYS, where + ".")
     code = raw.get("code")
-    if not isinstance(code, str) or len(code) > 16 or not CODE.fullmatch(code := code.strip().upper()):
+    # ASCII first: str.upper() would turn the long s "ſ" into "S" and pass a code nobody wrote
+    if not isinstance(code, str) or len(code) > 16 or not code.isascii() or not CODE.fullmatch(code := code.strip().upper()):
         raise InputError(f"{where}.code", f"{show(raw.get('code'))} is not a CPT/HCPCS code (five letters or digits, e.g. 22512)")
     units = raw.get("units", 1)
     if isinstance(units, bool) or not isinstance(units, int):
@@ -168,7 +169,7 @@ def _parse_line(raw: Any, i: int, vertebrae: Mapping[str, str], max_levels: int)
         raise InputError(f"{where}.modifiers", f"at most {MAX_MODIFIERS} modifiers fit on a claim line")
     modifiers = []
     for j, m in enumerate(mods):
-        if not isinstance(m, str) or len(m) > 8 or not MODIFIER.fullmatch(mod := m.strip().upper()):
+        if not isinstance(m, str) or len(m) > 8 or not m.isascii() or not MODIFIER.fullmatch(mod := m.strip().upper()):
             raise InputError(f"{where}.modifiers[{j}]", f"{show(m)} is not a two-character modifier")
         modifiers.append(mod)
     levels_raw = raw.get("levels", [])
@@ -180,7 +181,7 @@ def _parse_line(raw: Any, i: int, vertebrae: Mapping[str, str], max_levels: int)
         raise InputError(f"{where}.levels", f"{len(levels_raw)} levels; a line names at most {max_levels} (one per vertebra)")
     levels = []
     for j, level in enumerate(levels_raw):
-        name = vertebrae.get(level.strip().upper()) if isinstance(level, str) and len(level) <= 16 else None
+        name = vertebrae.get(level.strip().upper()) if isinstance(level, str) and len(level) <= 16 and level.isascii() else None
         if name is None:
             raise InputError(
                 f"{where}.levels[{j}]",
