@@ -57,10 +57,10 @@ def install(app: FastAPI) -> None:
         found = exc.errors()
         errors = [{"field": _field(tuple(e.get("loc", ()))), "message": str(e.get("msg", "invalid"))} for e in found[:MAX_ERRORS]]
         first = errors[0] if errors else {"field": "body", "message": "invalid request"}
-        body = {"detail": f"{first['field']}: {first['message']}", "field": first["field"], "errors": errors}
+        detail = f"{first['field']}: {first['message']}"
         if len(found) > MAX_ERRORS:  # an answer bounded whatever the body holds
-            body["detail"] += f" (and {len(found) - 1} more problems; the first {MAX_ERRORS} are listed)"
-        return JSON(body, status_code=422)
+            detail += f" (and {len(found) - 1} more problems; the first {MAX_ERRORS} are listed)"
+        return JSON({"detail": detail, "field": first["field"], "errors": errors}, status_code=422)
 
     @app.exception_handler(UnknownCodeError)
     async def unknown_code(_: Request, exc: UnknownCodeError) -> JSON:
