@@ -48,10 +48,17 @@ class Settings(BaseSettings):
         default=16 * 1024 * 1024, ge=1024, description="largest serialised SPARQL answer; a larger one is refused (413)"
     )
     sparql_worker_memory_mb: int = Field(
-        default=1024, ge=0, description="address-space limit of each SPARQL worker process, in MiB (0: none)"
+        default=512,
+        ge=0,
+        description="address-space limit of each SPARQL worker process, in MiB (0: none); a query needing more gets a 503",
     )
     sparql_queue_size: int = Field(
         default=32, ge=0, description="SPARQL queries that may wait for a worker; beyond them a 503 with Retry-After"
+    )
+    sparql_allow_unconfined: bool = Field(
+        default=False,
+        description="serve SPARQL even where its workers cannot install their seccomp network filter (not Linux on x86-64 "
+        "or AArch64); SERVICE is then refused by the parser alone. Off: /sparql answers 503 there",
     )
     public_base_url: str | None = Field(
         default=None,

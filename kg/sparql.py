@@ -2,12 +2,17 @@
 
 Each query runs in a worker process (``python -m spinekg.kg.sparql``), never in the server:
 
+* the query text is first made canonical (``canonical_query``: codepoint escapes expanded as SPARQL
+  1.1 section 19.2 says, line ends made \n) and that one text goes to both rdflib and Oxigraph, so
+  that the two lexers cannot read it differently;
 * the worker reads the query with rdflib's SPARQL 1.1 grammar and refuses updates and SERVICE
   anywhere in the parsed query and in its algebra (the verdict is cached per query text); a query
   that does not parse, or nests too deeply to be read, is a syntax error;
 * after loading the store, the worker lowers its address-space limit (RLIMIT_AS) and, on Linux
-  x86-64 and AArch64, installs a seccomp filter under which ``socket()`` fails for every family
-  but AF_UNIX (and io_uring cannot be set up): even a SERVICE the parser missed reaches no network;
+  x86-64 and AArch64, installs a seccomp filter under which ``socket()`` and ``socketpair()`` fail
+  for every family (and io_uring cannot be set up): even a SERVICE the parser missed reaches no
+  network. A worker that cannot install it serves nothing unless the operator allowed it
+  (``SparqlPoolConfig.allow_unconfined``);
 * the parent gives each query a time limit (a runaway worker is killed and replaced), cuts a result
   at ``max_rows`` and refuses one larger than ``max_bytes``;
 * waiting for a worker happens in the pool's own dispatcher threads, one per worker, behind a
@@ -28,6 +33,7 @@ import logging
 import os
 import platform
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -188,19 +194,39 @@ class SparqlResult:
 @dataclass(frozen=True)
 class SparqlPoolConfig:
     workers: int = 2
-    memory_bytes: int = 1024 * 1024 * 1024  # per worker; 0 = no limit
+    memory_bytes: int = 512 * 1024 * 1024  # per worker; 0 = no limit
     queue_size: int = 32  # queries that may wait for a worker, beyond those running
     start_timeout: float = 120.0
+    allow_unconfined: bool = False  # serve queries even where the workers' network filter cannot be installed
 
 
 # ---------------------------------------------------------------- content negotiation
 
 
+# Negotiation reads at most this much of an Accept header (or a media-type `format` value): python-mimeparse
+# is slow on long headers, and it runs on the event loop. Whatever lies beyond is ignored.
+MAX_ACCEPT_CHARS = 4096
+MAX_MEDIA_RANGES = 64
+
+
+def cap_accept(accept: str | None) -> str | None:
+    """The part of an Accept header negotiation considers: the media ranges that lie wholly within its
+    first MAX_ACCEPT_CHARS characters, at most MAX_MEDIA_RANGES of them, lower-cased (media types are
+    matched case-insensitively)."""
+    if accept is None:
+        return None
+    parts = accept[: MAX_ACCEPT_CHARS + 1].split(",")
+    if len(accept) > MAX_ACCEPT_CHARS:
+        parts = parts[:-1]  # the range the cut went through (or the one after it)
+    return ",".join(parts[:MAX_MEDIA_RANGES]).lower()
+
+
 def best_type(supported: list[str], accept: str) -> str | None:
     """The best of ``supported`` (in increasing preference) for an Accept header, q-values honoured (q=0
-    refuses a type): "" when none is acceptable, None when the header says nothing usable."""
+    refuses a type): "" when none is acceptable, None when the header says nothing usable. Only the
+    first MAX_ACCEPT_CHARS characters / MAX_MEDIA_RANGES ranges count; matching ignores case."""
     ranges = []
-    for part in accept.split(","):
+    for part in (cap_accept(accept) or "").split(","):
         if not part.strip():
             continue
         try:
@@ -223,7 +249,7 @@ def negotiate(accept: str | None, form: str) -> str:
     return default if best is None else best
 
 
-def _format_type(value: str, form: str) -> str | None:
+def format_type(value: str, form: str) -> str | None:
     """The media type a `format` value asks for, for this query form (None: not for this form)."""
     value = value.strip()
     if "/" in value:
@@ -238,13 +264,18 @@ def _known_format(value: str) -> bool:
     return any(value.lower() in names for names in FORMAT_NAMES.values())
 
 
-@functools.lru_cache(maxsize=256)  # clients send the same few Accept headers over and over
 def choose_media(form: str, accept: str | None, formats: tuple[str, ...] = ()) -> str:
     """``format`` values first (in order; the first that names a type for this query form wins), then
     Accept. Raises SparqlNotAcceptable when neither leaves a type."""
+    # capped before the cache, whose keys would otherwise hold whole headers
+    return _choose_media(form, cap_accept(accept), tuple(value[:MAX_ACCEPT_CHARS] for value in formats[:MAX_MEDIA_RANGES]))
+
+
+@functools.lru_cache(maxsize=256)  # clients send the same few Accept headers over and over
+def _choose_media(form: str, accept: str | None, formats: tuple[str, ...]) -> str:
     values = [v for v in formats if v.strip()]
     for value in values:
-        media = _format_type(value, form)
+        media = format_type(value, form)
         if media:
             return media
     if values and not any(_known_format(v) for v in values):
@@ -324,11 +355,48 @@ _UPDATE_NAMES = {
 }
 SERVICE_REFUSED = "SERVICE is refused: this endpoint does not query other endpoints"
 TOO_DEEP = "the query nests too deeply to be read; flatten its groups or parenthesised expressions"
+EVALUATION_FAILED = "the query failed during evaluation"
 
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
+# SPARQL 1.1 section 19.2: \uXXXX and \UXXXXXXXX (case-sensitive; the X are hex digits of either case) stand
+# for a code point anywhere in a query, and are replaced before it is parsed.
+_CODEPOINT_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\U([0-9A-Fa-f]{8})")
+# What rdflib's parser would still expand (it ignores case and takes 4 or 8 digits after either letter).
+_LEFTOVER_ESCAPE = re.compile(r"\\[uU][0-9A-Fa-f]{4}")
+_LINE_END = re.compile(r"\r\n?")
+ESCAPE_MAKES_ESCAPE = (
+    "the query's \\u or \\U escapes spell another escape once expanded, which SPARQL does not allow; write the character itself"
+)
+
+
+def canonical_query(query: str) -> str:
+    """The one text of a query both parsers read: codepoint escapes expanded exactly as SPARQL 1.1
+    section 19.2 says (one pass, before parsing, wherever they are), then every line end (\\r\\n, a lone
+    \\r) made \\n, the only one rdflib knows ends a comment.
+
+    rdflib's parser runs its own escape pass (case-insensitive, 4 or 8 digits after either letter) and
+    Oxigraph unescapes again inside strings and IRIs; so that both are no-ops, a query in which the
+    expansion leaves anything escape-like is refused (SparqlSyntaxError) rather than expanded again. A
+    single pass is the specification's; an escape-like text that survives it can stand only in a string or
+    an IRI, where the grammar forbids a backslash followed by u (only in a comment would it be valid), so
+    refusing it refuses no query but such a comment; re-expanding to a fixpoint instead would accept text
+    the specification rejects."""
+
+    def expand(match: re.Match[str]) -> str:
+        code = int(match.group(1) or match.group(2), 16)
+        if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+            raise SparqlSyntaxError(f"{match.group(0)} is not a Unicode code point a query may hold")
+        return chr(code)
+
+    text = _CODEPOINT_ESCAPE.sub(expand, query) if "\\" in query else query
+    if "\\" in text and _LEFTOVER_ESCAPE.search(text):
+        raise SparqlSyntaxError(ESCAPE_MAKES_ESCAPE)
+    return _LINE_END.sub("\n", text) if "\r" in text else text
 
 
 def _has_service(root: object) -> bool:
@@ -391,7 +459,9 @@ def _verdict(query: str) -> QueryShape | tuple[str, str]:
     except RecursionError:
         return ("SparqlSyntaxError", TOO_DEEP)
     except Exception as exc:  # noqa: BLE001 - rdflib's translation raises plain exceptions for invalid queries
-        return ("SparqlSyntaxError", f"the query is not valid SPARQL 1.1: {_first_line(exc)}")
+        # rdflib's own messages (plain Exception) name what is wrong; anything else is a failure inside rdflib
+        detail = f": {_first_line(exc)}" if type(exc) is Exception else ""
+        return ("SparqlSyntaxError", f"the query is not valid SPARQL 1.1{detail}")
     form = _QUERY_FORMS.get(str(translated.algebra.name))
     if form is None:
         return ("SparqlSyntaxError", "the query is not a SELECT, ASK, CONSTRUCT or DESCRIBE")
@@ -434,20 +504,44 @@ def _term_json(term: Any) -> dict[str, str]:
     return {"type": "triple", "value": str(term)}
 
 
+# XML 1.0 cannot carry these, not even as character references: C0 controls but tab, LF and CR, U+FFFE and
+# U+FFFF (surrogates never reach UTF-8 bytes). Matched in the UTF-8 body, where each is its own byte sequence.
+_NOT_XML = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]|\xef\xbf[\xbe\xbf]")
+_XML_TEXT = {"\r": "&#13;"}  # a raw CR would be read back as LF
+_XML_ATTRIBUTE = {'"': "&quot;", "\r": "&#13;", "\n": "&#10;", "\t": "&#9;"}
+
+
+def _not_xml(media: str) -> SparqlNotAcceptable:
+    other = "JSON results (format=json or Accept: application/sparql-results+json)"
+    if media == RDFXML:
+        other = "Turtle, N-Triples or JSON-LD (format=turtle, nt or json-ld)"
+    return SparqlNotAcceptable(
+        f"the result holds characters XML 1.0 cannot carry (control characters such as U+0001); ask for {other}"
+    )
+
+
+def _xml(value: str) -> str:
+    return escape(value, _XML_TEXT)
+
+
+def _xml_attribute(value: str) -> str:
+    return escape(value, _XML_ATTRIBUTE)
+
+
 def _term_xml(term: Any) -> str:
     import pyoxigraph as ox
 
     if isinstance(term, ox.NamedNode):
-        return f"<uri>{escape(term.value)}</uri>"
+        return f"<uri>{_xml(term.value)}</uri>"
     if isinstance(term, ox.BlankNode):
-        return f"<bnode>{escape(term.value)}</bnode>"
+        return f"<bnode>{_xml(term.value)}</bnode>"
     if isinstance(term, ox.Literal):
         if term.language:
-            return f'<literal xml:lang="{escape(term.language)}">{escape(term.value)}</literal>'
+            return f'<literal xml:lang="{_xml_attribute(term.language)}">{_xml(term.value)}</literal>'
         if term.datatype.value != "http://www.w3.org/2001/XMLSchema#string":
-            return f'<literal datatype="{escape(term.datatype.value)}">{escape(term.value)}</literal>'
-        return f"<literal>{escape(term.value)}</literal>"
-    return f"<literal>{escape(str(term))}</literal>"
+            return f'<literal datatype="{_xml_attribute(term.datatype.value)}">{_xml(term.value)}</literal>'
+        return f"<literal>{_xml(term.value)}</literal>"
+    return f"<literal>{_xml(str(term))}</literal>"
 
 
 def _csv_cell(term: Any) -> str:
@@ -464,11 +558,11 @@ def serialize_solutions(variables: list[str], rows: list[list[Any]], fmt: str) -
         bindings = [{v: _term_json(t) for v, t in zip(variables, row, strict=True) if t is not None} for row in rows]
         return orjson.dumps({"head": {"vars": variables}, "results": {"bindings": bindings}})
     if fmt == "xml":
-        head = "".join(f'<variable name="{escape(v)}"/>' for v in variables)
+        head = "".join(f'<variable name="{_xml_attribute(v)}"/>' for v in variables)
         results = "".join(
             "<result>"
             + "".join(
-                f'<binding name="{escape(v)}">{_term_xml(t)}</binding>'
+                f'<binding name="{_xml_attribute(v)}">{_term_xml(t)}</binding>'
                 for v, t in zip(variables, row, strict=True)
                 if t is not None
             )
@@ -552,10 +646,11 @@ def execute(store: Any, request: SparqlRequest, check: bool = True) -> SparqlRes
     for tests of what the worker's other defences do on their own."""
     import pyoxigraph as ox
 
-    shape = inspect_query(request.query) if check else QueryShape("SELECT", False)
+    query = canonical_query(request.query)  # the same text for rdflib and for Oxigraph
+    shape = inspect_query(query) if check else QueryShape("SELECT", False)
     media = choose_media(FORMS[shape.form], request.accept, request.formats) if check else JSON_RESULTS
     try:
-        result = store.query(request.query, **dataset_arguments(request, shape))
+        result = store.query(query, **dataset_arguments(request, shape))
     except SyntaxError as exc:
         raise SparqlSyntaxError(f"the query does not parse: {_first_line(exc)}") from None
     if isinstance(result, ox.QueryBoolean):
@@ -591,6 +686,8 @@ def execute(store: Any, request: SparqlRequest, check: bool = True) -> SparqlRes
         body, count = serialize_triples(triples, GRAPH_FORMATS[media]), len(triples)
     if len(body) > request.max_bytes:
         raise _too_large(request.max_bytes)
+    if (media == RDFXML or SELECT_FORMATS.get(media) == "xml") and _NOT_XML.search(body):
+        raise _not_xml(media)  # an ill-formed document would be worse than none
     return SparqlResult(body, media, truncated, count)
 
 
@@ -603,16 +700,16 @@ SECCOMP_SET_MODE_FILTER = 1
 SECCOMP_FILTER_FLAG_TSYNC = 1
 SECCOMP_RET_ALLOW = 0x7FFF0000
 SECCOMP_RET_ERRNO = 0x00050000
-AF_UNIX = 1
 IO_URING_SETUP = 425  # the same number on every architecture
 X32_SYSCALL_BIT = 0x40000000
-# machine -> (AUDIT_ARCH_*, socket syscall number, seccomp syscall number)
+# machine -> (AUDIT_ARCH_*, socket, socketpair and seccomp syscall numbers)
 SECCOMP_ARCHES = {
-    "x86_64": (0xC000003E, 41, 317),
-    "amd64": (0xC000003E, 41, 317),
-    "aarch64": (0xC00000B7, 198, 277),
-    "arm64": (0xC00000B7, 198, 277),
+    "x86_64": (0xC000003E, 41, 53, 317),
+    "amd64": (0xC000003E, 41, 53, 317),
+    "aarch64": (0xC00000B7, 198, 199, 277),
+    "arm64": (0xC00000B7, 198, 199, 277),
 }
+NETWORK_FILTERED = "seccomp: no sockets"
 
 
 class _SockFilter(ctypes.Structure):
@@ -623,10 +720,12 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
 
 
-def network_filter_program(audit_arch: int, socket_nr: int) -> list[tuple[int, int, int, int]]:
-    """A classic-BPF seccomp program: socket() fails with EPERM unless its family is AF_UNIX, and so
-    does io_uring_setup (io_uring can open sockets without the socket syscall), x32 calls and any
-    call from another architecture; everything else is allowed. Instructions are (code, jt, jf, k)."""
+def network_filter_program(audit_arch: int, socket_nr: int, socketpair_nr: int) -> list[tuple[int, int, int, int]]:
+    """A classic-BPF seccomp program: socket() and socketpair() fail with EPERM whatever the family
+    (AF_UNIX too: a host resolving names through nscd or systemd-resolved could carry a lookup over a
+    Unix socket), and so do io_uring_setup (io_uring can open sockets without the socket syscall), x32
+    calls and any call from another architecture; everything else is allowed. The worker talks to its
+    parent over pipes (fds 0 and 1), never a socket. Instructions are (code, jt, jf, k)."""
     ld_abs = 0x00 | 0x00 | 0x20  # BPF_LD | BPF_W | BPF_ABS
     jeq, jge, ret = 0x05 | 0x10, 0x05 | 0x30, 0x06  # BPF_JMP|BPF_JEQ|BPF_K, BPF_JMP|BPF_JGE|BPF_K, BPF_RET|BPF_K
     deny = SECCOMP_RET_ERRNO | errno.EPERM
@@ -635,26 +734,25 @@ def network_filter_program(audit_arch: int, socket_nr: int) -> list[tuple[int, i
         (jeq, 1, 0, audit_arch),  # 1: our architecture? go to 3
         (ret, 0, 0, deny),  # 2: another ABI: refuse
         (ld_abs, 0, 0, 0),  # 3: A = seccomp_data.nr
-        (jge, 5, 0, X32_SYSCALL_BIT),  # 4: x32 call: go to 10
-        (jeq, 4, 0, IO_URING_SETUP),  # 5: io_uring_setup: go to 10
-        (jeq, 0, 2, socket_nr),  # 6: socket? go to 7, else 9
-        (ld_abs, 0, 0, 16),  # 7: A = low word of args[0], the family
-        (jeq, 0, 1, AF_UNIX),  # 8: AF_UNIX? go to 9, else 10
-        (ret, 0, 0, SECCOMP_RET_ALLOW),  # 9
-        (ret, 0, 0, deny),  # 10
+        (jge, 4, 0, X32_SYSCALL_BIT),  # 4: x32 call: go to 9
+        (jeq, 3, 0, IO_URING_SETUP),  # 5: io_uring_setup: go to 9
+        (jeq, 2, 0, socket_nr),  # 6: socket: go to 9
+        (jeq, 1, 0, socketpair_nr),  # 7: socketpair: go to 9
+        (ret, 0, 0, SECCOMP_RET_ALLOW),  # 8
+        (ret, 0, 0, deny),  # 9
     ]
 
 
 def install_network_filter() -> None:
-    """Forbid this process (all its threads) to open any socket but a Unix one, for good. Raises
+    """Forbid this process (all its threads) to open any socket, Unix ones included, for good. Raises
     OSError where it cannot be done (not Linux, an architecture without a program here, no seccomp)."""
     if not sys.platform.startswith("linux"):
         raise OSError(errno.ENOSYS, f"seccomp needs Linux, not {sys.platform}")
     machine = platform.machine().lower()
     if machine not in SECCOMP_ARCHES:
         raise OSError(errno.ENOSYS, f"no seccomp program for the {machine} architecture")
-    audit_arch, socket_nr, seccomp_nr = SECCOMP_ARCHES[machine]
-    program = network_filter_program(audit_arch, socket_nr)
+    audit_arch, socket_nr, socketpair_nr, seccomp_nr = SECCOMP_ARCHES[machine]
+    program = network_filter_program(audit_arch, socket_nr, socketpair_nr)
     filters = (_SockFilter * len(program))(*(_SockFilter(code, jt, jf, k) for code, jt, jf, k in program))
     fprog = _SockFprog(len(program), filters)
     libc = ctypes.CDLL(None, use_errno=True)
@@ -701,7 +799,7 @@ def isolate(memory_bytes: int) -> dict[str, Any]:
             out["memory_error"] = _first_line(exc)
     try:
         install_network_filter()
-        out["network"] = "seccomp: no sockets but AF_UNIX"
+        out["network"] = NETWORK_FILTERED
     except OSError as exc:
         out["network_error"] = _first_line(exc)
     return out
@@ -713,7 +811,24 @@ def isolate(memory_bytes: int) -> dict[str, Any]:
 # parent was started.
 
 
-def serve(asserted: str, inferred: str, memory_bytes: int) -> None:
+def answer(store: Any, message: dict[str, Any]) -> tuple[Any, ...]:
+    """The worker's reply to one request: ("ok", result) or (error class, message, field). An error the
+    query itself causes keeps its message; any other failure while evaluating becomes a generic 400,
+    since its text (an errno, a Rust panic) would tell a caller about the worker and nothing about the query."""
+    try:
+        result = execute(store, SparqlRequest(**message))
+        return ("ok", (result.body, result.media_type, result.truncated, result.rows))
+    except SparqlError as exc:
+        return (type(exc).__name__, str(exc), exc.field)
+    except MemoryError:
+        return ("SparqlOutOfMemory", "", "query")
+    except RecursionError:
+        return ("SparqlSyntaxError", TOO_DEEP, "query")
+    except Exception:  # noqa: BLE001 - an evaluation failure becomes a 400 that reveals nothing of the worker
+        return ("SparqlSyntaxError", EVALUATION_FAILED, "query")
+
+
+def serve(asserted: str, inferred: str, memory_bytes: int, allow_unconfined: bool = False) -> None:
     from spinekg.kg.graph import KnowledgeGraph
 
     inbox, outbox = Connection(os.dup(0)), Connection(os.dup(1))
@@ -721,7 +836,11 @@ def serve(asserted: str, inferred: str, memory_bytes: int) -> None:
     store = KnowledgeGraph.from_files(Path(asserted), Path(inferred)).store
     inspect_query("ASK {}")  # import rdflib's parser and build its grammar before the limits apply
     _cached_verdict.cache_clear()
-    outbox.send(("ready", isolate(memory_bytes)))
+    isolation = isolate(memory_bytes)
+    if isolation["network"] != NETWORK_FILTERED and not allow_unconfined:
+        outbox.send(("unconfined", isolation))  # fail closed: answer nothing
+        return
+    outbox.send(("ready", isolation))
     while True:
         try:
             message = inbox.recv()
@@ -729,24 +848,34 @@ def serve(asserted: str, inferred: str, memory_bytes: int) -> None:
             return
         if message is None:
             return
-        try:
-            result = execute(store, SparqlRequest(**message))
-            outbox.send(("ok", (result.body, result.media_type, result.truncated, result.rows)))
-        except SparqlError as exc:
-            outbox.send((type(exc).__name__, str(exc), exc.field))
-        except MemoryError:
-            outbox.send(("SparqlOutOfMemory", "", "query"))
+        reply = answer(store, message)
+        outbox.send(reply)
+        if reply[0] == "SparqlOutOfMemory":
             return  # a fresh worker replaces this one
-        except RecursionError:
-            outbox.send(("SparqlSyntaxError", TOO_DEEP, "query"))
-        except Exception as exc:  # noqa: BLE001 - an evaluation failure becomes a 400 with a short message
-            outbox.send(("SparqlSyntaxError", f"the query failed: {_first_line(exc)}", "query"))
+
+
+UNCONFINED = (
+    "SPARQL is disabled: its worker processes cannot be confined on this platform (no seccomp network filter, "
+    "which needs Linux on x86-64 or AArch64); an operator who accepts SERVICE being refused by the parser "
+    "alone can enable it with SPINEKG_SPARQL_ALLOW_UNCONFINED=true"
+)
+
+
+class _Unconfined(Exception):
+    """The worker could not install its network filter and was not allowed to run without it."""
 
 
 class _Worker:
-    def __init__(self, files: tuple[str, str], memory_bytes: int, start_timeout: float) -> None:
+    def __init__(self, files: tuple[str, str], memory_bytes: int, start_timeout: float, allow_unconfined: bool = False) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "spinekg.kg.sparql", *files, str(memory_bytes)],
+            [
+                sys.executable,
+                "-m",
+                "spinekg.kg.sparql",
+                *files,
+                str(memory_bytes),
+                "allow-unconfined" if allow_unconfined else "confined",
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -763,6 +892,9 @@ class _Worker:
                 if status == "ready":
                     self.isolation = dict(payload)
                     return
+                if status == "unconfined":
+                    self.kill()
+                    raise _Unconfined(str(dict(payload).get("network_error", "unsupported platform")))
         except (EOFError, OSError, ValueError):
             pass
         self.kill()
@@ -824,6 +956,7 @@ class SparqlPool:
         self._ready = threading.Event()
         self._workers: dict[int, _Worker] = {}
         self._isolation: dict[str, Any] = {}
+        self._refusal: SparqlUnavailable | None = None  # set for good when workers cannot be confined
         self._threads = [
             threading.Thread(target=self._dispatch, args=(slot,), name=f"sparql-dispatch-{slot}", daemon=True)
             for slot in range(max(1, self.config.workers))
@@ -838,6 +971,8 @@ class SparqlPool:
         with self._lock:
             if self._closed:
                 raise SparqlUnavailable("the SPARQL endpoint is shutting down")
+            if self._refusal is not None:
+                raise SparqlUnavailable(str(self._refusal))
             if self._pending >= self._capacity:
                 raise SparqlBusy(f"{self._pending} SPARQL queries are running or waiting, as many as this server takes; retry")
             self._pending += 1
@@ -895,7 +1030,16 @@ class SparqlPool:
 
     def _start(self, slot: int) -> _Worker | None:
         try:
-            worker = _Worker(self._files, self.config.memory_bytes, self.config.start_timeout)
+            worker = _Worker(self._files, self.config.memory_bytes, self.config.start_timeout, self.config.allow_unconfined)
+        except _Unconfined as exc:
+            with self._lock:
+                first = self._refusal is None
+                self._refusal = SparqlUnavailable(UNCONFINED)
+                self._isolation = {"network": "none: SPARQL disabled", "network_error": str(exc)}
+            if first:
+                log.error("SPARQL is disabled: its workers cannot install the network filter (%s)", exc)
+            self._ready.set()
+            return None
         except (SparqlUnavailable, OSError) as exc:
             log.error("a SPARQL worker did not start: %s", exc)
             # fail one waiting query rather than let every caller wait for a worker that may never come
@@ -915,7 +1059,8 @@ class SparqlPool:
             self._isolation = worker.isolation
         if first and not str(worker.isolation.get("network", "")).startswith("seccomp"):
             log.warning(
-                "SPARQL workers run without a network filter (%s); SERVICE is refused by the parser only",
+                "SPARQL workers run without a network filter (%s), as SPINEKG_SPARQL_ALLOW_UNCONFINED allows; "
+                "SERVICE is refused by the parser only",
                 worker.isolation.get("network_error", "unsupported platform"),
             )
         self._ready.set()
@@ -927,6 +1072,13 @@ class SparqlPool:
             if worker is None:
                 if self._closed:
                     return
+                if self._refusal is not None:  # no worker will ever be confined here: refuse what is queued
+                    job = self._jobs.get()
+                    if job is None:
+                        return
+                    if job.future.set_running_or_notify_cancel():
+                        job.future.set_exception(SparqlUnavailable(str(self._refusal)))
+                    continue
                 worker = self._start(slot)
                 continue
             job = self._jobs.get()
@@ -999,4 +1151,9 @@ if __name__ == "__main__":
     # every other import sees.
     from spinekg.kg.sparql import serve as _serve
 
-    _serve(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 0)
+    _serve(
+        sys.argv[1],
+        sys.argv[2],
+        int(sys.argv[3]) if len(sys.argv) > 3 else 0,
+        len(sys.argv) > 4 and sys.argv[4] == "allow-unconfined",
+    )

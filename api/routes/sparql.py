@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Query, Request
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from spinekg.api.deps import ServiceDep, SettingsDep
@@ -25,11 +26,14 @@ from spinekg.kg.sparql import (
     GRAPH_FORMATS,
     SELECT_FORMATS,
     SERVICE_DESCRIPTION_TYPES,
+    TURTLE,
     SparqlNotAcceptable,
     SparqlPoolConfig,
     SparqlProtocolError,
     SparqlRequest,
     best_type,
+    cap_accept,
+    format_type,
     service_description,
 )
 
@@ -92,24 +96,39 @@ def _pool_config(settings: Settings) -> SparqlPoolConfig:
         workers=settings.sparql_workers,
         memory_bytes=settings.sparql_worker_memory_mb * 1024 * 1024,
         queue_size=settings.sparql_queue_size,
+        allow_unconfined=settings.sparql_allow_unconfined,
     )
 
 
-def _description(accept: str | None, settings: Settings) -> Response:
+def _description(params: Sequence[tuple[str, str]], accept: str | None, settings: Settings) -> Response:
+    """The service description in the syntax the `format` parameters name (the first one that names one of
+    its three), else by Accept."""
+    offered = "the service description is served as " + ", ".join(SERVICE_DESCRIPTION_TYPES)
+    formats = [v for name in FORMAT_PARAMETERS for v in _values(params, name) if v.strip()]
+    for value in formats:
+        media = format_type(value, "graph")
+        if media in SERVICE_DESCRIPTION_TYPES:
+            return _description_response(media, settings)
+    if formats:
+        raise SparqlNotAcceptable(f"{formats[0][:100]!r} is not a format of the service description; {offered}", "format")
     media = best_type(SERVICE_DESCRIPTION_TYPES, accept) if accept else None
     if media == "":
-        raise SparqlNotAcceptable("the service description is served as " + ", ".join(SERVICE_DESCRIPTION_TYPES))
-    media = media or SERVICE_DESCRIPTION_TYPES[-1]
+        raise SparqlNotAcceptable(offered)
+    return _description_response(media or TURTLE, settings)
+
+
+def _description_response(media: str, settings: Settings) -> Response:
     return Response(service_description(media, settings.public_base_url), media_type=media, headers={"Vary": "Accept"})
 
 
 async def _answer(params: Sequence[tuple[str, str]], request: Request, service: KnowledgeService, settings: Settings) -> Response:
-    accept = ",".join(request.headers.getlist("accept")) or None
+    # negotiation reads a bounded prefix of Accept (kg.sparql.cap_accept): a huge header costs nothing here
+    accept = cap_accept(",".join(request.headers.getlist("accept")) or None)
     if _values(params, "update"):
         return JSON(UPDATE_REFUSED, status_code=403)
     sparql = _protocol_request(params, accept, settings)
     if sparql is None:
-        return _description(accept, settings)
+        return _description(params, accept, settings)
     result = await service.sparql_pool(_pool_config(settings)).run_async(sparql)
     headers = {"Vary": "Accept"}
     if result.truncated:
@@ -185,10 +204,14 @@ async def sparql_post(request: Request, service: ServiceDep, settings: SettingsD
         )
     limit = settings.max_query_length * 4
     body = bytearray()
-    async for chunk in request.stream():  # stop reading at the limit rather than buffer any body
-        body += chunk
-        if len(body) > limit:
-            raise InputError("query", "the request body is too large")
+    try:
+        async for chunk in request.stream():  # stop reading at the limit rather than buffer any body
+            body += chunk
+            if len(body) > limit:
+                raise InputError("query", "the request body is too large")
+    except ClientDisconnect:
+        # The client went away mid-body: nobody will read an answer, and it is no server error to log.
+        return Response(status_code=400)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:

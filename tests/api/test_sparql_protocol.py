@@ -251,6 +251,31 @@ def test_service_description_with_a_public_base_url(graph: KnowledgeGraph) -> No
     assert b"<https://kg.example.org/sparql>" in response.content
 
 
+@pytest.mark.parametrize(
+    "params,expected",
+    [
+        ({"format": "json-ld"}, LD_JSON),
+        ({"format": "jsonld"}, LD_JSON),
+        ({"format": "json"}, LD_JSON),
+        ({"output": "xml"}, RDF_XML),
+        ({"format": "rdf"}, RDF_XML),
+        ({"format": "turtle"}, TEXT_TURTLE),
+        ({"format": "application/ld+json"}, LD_JSON),
+        ({"format": "APPLICATION/RDF+XML"}, RDF_XML),
+    ],
+)
+def test_service_description_honours_format(client: TestClient, params: dict[str, str], expected: str) -> None:
+    response = client.get("/sparql", params=params, headers={"accept": TEXT_TURTLE})  # format wins over Accept
+    assert response.status_code == 200 and media(response) == expected, response.text[:200]
+    parser = {LD_JSON: "json-ld", RDF_XML: "xml", TEXT_TURTLE: "turtle"}[expected]
+    assert len(Graph().parse(data=response.content, format=parser, publicID="https://x.example/sparql")) > 5
+
+
+@pytest.mark.parametrize("value", ["csv", "nt", "bogus", "image/png"])
+def test_service_description_refuses_a_format_it_has_not(client: TestClient, value: str) -> None:
+    assert "service description" in error(client.get("/sparql", params={"format": value}), 406, "format")
+
+
 def test_service_description_not_acceptable(client: TestClient) -> None:
     error(client.get("/sparql", headers={"accept": "image/png"}), 406, "Accept")
     browser = client.get("/sparql", headers={"accept": "text/html,application/xhtml+xml,*/*;q=0.8"})

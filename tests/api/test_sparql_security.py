@@ -5,8 +5,11 @@ proven in a subprocess with the parser bypassed."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import logging
+import os
 import platform
 import socket
 import subprocess
@@ -16,8 +19,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +31,18 @@ from fastapi.testclient import TestClient
 from spinekg.api.main import create_app
 from spinekg.api.settings import Settings
 from spinekg.kg.graph import KnowledgeGraph
-from spinekg.kg.sparql import SECCOMP_ARCHES, network_filter_program
+from spinekg.kg.sparql import (
+    EVALUATION_FAILED,
+    MAX_ACCEPT_CHARS,
+    MAX_MEDIA_RANGES,
+    SECCOMP_ARCHES,
+    SparqlSyntaxError,
+    answer,
+    canonical_query,
+    cap_accept,
+    inspect_query,
+    network_filter_program,
+)
 from tests.api.conftest import LiveServer
 from tests.conftest import REPO
 
@@ -106,6 +122,42 @@ SERVICE_SPELLINGS = {
     "construct-where-nested": "CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o FILTER EXISTS { SERVICE {T} { ?s ?p ?o } } }",
     "ask": "ASK { SERVICE {T} { ?s ?p ?o } }",
     "describe": "DESCRIBE ?s WHERE { SERVICE {T} { ?s ?p ?o } }",
+    # rdflib and Oxigraph once lexed these differently; both now read one canonical text (canonical_query)
+    "comment-ended-by-cr": "SELECT * WHERE { # x\r SERVICE SILENT {T} { ?a ?b ?c } \n }",
+    "comment-ended-by-cr-amid-crlf": "SELECT * WHERE {\r\n # x\r SERVICE {T} { ?a ?b ?c }\r\n # y\r\n}",
+    "comments-ended-by-cr-then-lf": "SELECT * WHERE { # a\r# b\rSERVICE {T} {?a ?b ?c} # c\n}",
+    "comment-ended-by-cr-before-crlf": "SELECT * WHERE { # x\r\r\nSERVICE {T} {?a ?b ?c}\r}",
+    "escaped-nul-then-quote": 'SELECT * WHERE { BIND("\\u00000022 AS ?x) # " AS ?y) SERVICE {T} {?a ?b ?c} \n }',
+    "escaped-nul-upper-U-then-quote": 'SELECT * WHERE { BIND("\\U0000000022 AS ?x) # " AS ?y) SERVICE {T} {?a ?b ?c} \n }',
+    "escaped-hash-in-string": 'SELECT * WHERE { BIND("\\u0023" AS ?x)\n SERVICE {T} {?a ?b ?c} }',
+    "escaped-hash-in-string-same-line": 'SELECT * WHERE { BIND("\\u0023" AS ?x) SERVICE {T} {?a ?b ?c} }',
+    "escaped-backslash-in-long-string": 'SELECT * WHERE { BIND("""\\u005c\\u005c""" AS ?x) SERVICE {T} {?a ?b ?c} }',
+    "unicode-escaped-quotes-outside-strings": "SELECT * WHERE { BIND(\\u0022a\\u0022 AS ?x) SERVICE {T} {?a ?b ?c} }",
+    "unicode-escaped-cr-ends-comment": "SELECT * WHERE { # x\\u000D SERVICE {T} {?a ?b ?c} \n }",
+    "unicode-escaped-cr-lower-hex-ends-comment": "SELECT * WHERE { # x\\u000d SERVICE {T} {?a ?b ?c} \n }",
+    "unicode-upper-U-escaped-keyword": "SELECT * WHERE { \\U00000053ERVICE {T} { ?s ?p ?o } }",
+}
+
+# rdflib cannot read a '#' inside a string when more of the query follows on its line (its comment rule is
+# an "ignore" pyparsing tries at every token): it fails closed, a 400 that refuses the query all the same.
+RDFLIB_FAILS_ON_HASH_IN_STRING = {"escaped-nul-then-quote", "escaped-nul-upper-U-then-quote", "escaped-hash-in-string-same-line"}
+
+# Spellings whose canonical reading holds no SERVICE at all (the escape makes the rest a string or a
+# comment, for both parsers alike): answered, and nothing is contacted. Bare Oxigraph, which unescapes only
+# inside strings, would have run the SERVICE.
+CANONICAL_WITHOUT_SERVICE = {
+    "escaped-backslash-before-quote": 'SELECT * WHERE { BIND("\\u005C" AS ?x) SERVICE {T} {?a ?b ?c} BIND(" AS ?x) #" AS ?y)\n}',
+    "escaped-backslash-lower-hex": 'SELECT * WHERE { BIND("\\u005c" AS ?x) SERVICE {T} {?a ?b ?c} BIND(" AS ?x) #" AS ?y)\r\n}',
+    "escaped-backslash-upper-U": 'SELECT * WHERE { BIND("\\U0000005C" AS ?x) SERVICE {T} {?a ?b ?c} BIND(" AS ?x) #" AS ?y)\r}',
+}
+
+# Escapes that expand to another escape (or to no code point): refused as a syntax error, never expanded twice.
+ESCAPES_REFUSED = {
+    "escape-makes-escape": 'SELECT * WHERE { BIND("\\u005Cu0022 AS ?x) # " AS ?y) SERVICE {T} {?a ?b ?c} \n }',
+    "escape-makes-upper-escape": "SELECT * WHERE { \\u005CU00000053ERVICE {T} { ?s ?p ?o } }",
+    "rdflib-only-upper-U-4-digits": 'SELECT * WHERE { BIND("\\U0022 AS ?x) # " AS ?y) SERVICE {T} {?a ?b ?c} \n }',
+    "surrogate": 'SELECT * WHERE { BIND("\\uD800" AS ?x) SERVICE {T} {?a ?b ?c} }',
+    "beyond-unicode": 'SELECT * WHERE { BIND("\\U00110000" AS ?x) SERVICE {T} {?a ?b ?c} }',
 }
 
 
@@ -121,9 +173,64 @@ def test_service_is_refused_in_every_spelling(client: TestClient, listener: List
         client.get("/sparql", params={"query": query}),
         client.post("/sparql", data={"query": query}),
     ):
+        if name in RDFLIB_FAILS_ON_HASH_IN_STRING and response.status_code == 400:
+            assert "does not parse" in assert_error(response, 400)["detail"]
+            continue
         body = assert_error(response, 403)
         assert "SERVICE" in body["detail"]
     assert listener.contacts == 0, f"{name}: the listener was contacted"
+
+
+@pytest.mark.parametrize("name", sorted(CANONICAL_WITHOUT_SERVICE))
+def test_escapes_that_hide_service_in_a_string_run_without_it(client: TestClient, listener: Listener, name: str) -> None:
+    query = spell(CANONICAL_WITHOUT_SERVICE[name], listener)
+    inspect_query(canonical_query(query))  # no SERVICE pattern in the canonical text: not refused
+    for response in (
+        client.post("/sparql", content=query, headers=SEND),
+        client.get("/sparql", params={"query": query}),
+        client.post("/sparql", data={"query": query}),
+    ):
+        assert response.status_code == 200, response.text
+        assert response.json()["results"]["bindings"][0]["x"]["value"].startswith('"'), "the SERVICE is inside ?x"
+    time.sleep(0.2)
+    assert listener.contacts == 0, f"{name}: the listener was contacted"
+
+
+@pytest.mark.parametrize("name", sorted(ESCAPES_REFUSED))
+def test_escapes_that_spell_escapes_are_refused(client: TestClient, listener: Listener, name: str) -> None:
+    query = spell(ESCAPES_REFUSED[name], listener)
+    for response in (client.post("/sparql", content=query, headers=SEND), client.get("/sparql", params={"query": query})):
+        body = assert_error(response, 400)
+        assert "escape" in body["detail"] or "code point" in body["detail"], body
+    assert listener.contacts == 0, f"{name}: the listener was contacted"
+
+
+@pytest.mark.parametrize(
+    ("query", "canonical"),
+    [
+        ("a\r\nb\rc\nd", "a\nb\nc\nd"),
+        ("a\r\r\nb", "a\n\nb"),
+        ("\\u0041\\u00e9\\U0001F600", "A\u00e9\U0001f600"),
+        ("\\u000D\\u000a", "\n"),  # an escaped CR LF is a line end like any other
+        ("\\u000Da", "\na"),
+        ("\\u005C", "\\"),
+        ("\\U0041 x", None),  # \U takes 8 digits: rdflib alone would expand this
+        ("\\u005Cu0041", None),
+        ("\\u005CU00000041", None),
+        ("\\uDFFF", None),
+        ("'C:\\\\users'", "'C:\\\\users'"),  # a backslash and u, not an escape
+        ("\\u12", "\\u12"),
+    ],
+)
+def test_canonical_query(query: str, canonical: str | None) -> None:
+    from rdflib.plugins.sparql.parser import expandUnicodeEscapes
+
+    if canonical is None:
+        with pytest.raises(SparqlSyntaxError):
+            canonical_query(query)
+        return
+    assert canonical_query(query) == canonical
+    assert expandUnicodeEscapes(canonical) == canonical, "rdflib's own escape pass has nothing left to do"
 
 
 def test_the_corpus_is_real_ssrf_for_bare_oxigraph() -> None:
@@ -307,7 +414,7 @@ def test_isolation_is_reported(client: TestClient) -> None:
     client.get("/sparql", params={"query": "ASK {}"})
     isolation = client.app.state.service.sparql_isolation()  # type: ignore[attr-defined]
     assert isolation["workers"] == 1 and isolation["ready"] >= 0 and "rdflib" in isolation["parser"]
-    assert isolation["memory_limit_bytes"] >= 1024 * 2**20
+    assert isolation["memory_limit_bytes"] >= 512 * 2**20
     if SECCOMP:
         assert isolation["network"].startswith("seccomp"), isolation
 
@@ -366,7 +473,7 @@ def test_sixty_slow_queries_leave_healthz_fast(live_server: LiveServer) -> None:
 # ---------------------------------------------------------------- the worker's network filter
 
 _FILTERED_WORKER = """
-import socket, sys
+import os, socket, sys
 import pyoxigraph as ox
 from spinekg.kg.sparql import SparqlRequest, execute, install_network_filter
 port, apply = int(sys.argv[1]), sys.argv[2] == "filter"
@@ -389,7 +496,23 @@ if apply:
     else:
         print("connected")
         sys.exit(4)
-    socket.socket(socket.AF_UNIX).close()  # Unix sockets stay allowed
+    for family in (socket.AF_UNIX, socket.AF_NETLINK):  # no family at all: a Unix socket could reach nscd
+        try:
+            socket.socket(family, socket.SOCK_STREAM if family == socket.AF_UNIX else socket.SOCK_DGRAM)
+        except PermissionError:
+            continue
+        print("socket allowed", family)
+        sys.exit(5)
+    try:
+        socket.socketpair()
+    except PermissionError:
+        pass
+    else:
+        print("socketpair allowed")
+        sys.exit(6)
+    r, w = os.pipe()  # pipes, which the worker talks over, still work
+    os.write(w, b"x")
+    assert os.read(r, 1) == b"x"
 # the parser is bypassed: only the filter stands between this SERVICE and the listener
 query = "SELECT * WHERE { SERVICE <http://127.0.0.1:%d/sparql> { ?s ?p ?o } }" % port
 try:
@@ -401,7 +524,7 @@ except Exception as exc:
 
 
 @pytest.mark.skipif(not SECCOMP, reason="the seccomp filter is for Linux on x86-64 and AArch64")
-def test_the_filtered_worker_cannot_open_a_tcp_socket(listener: Listener) -> None:
+def test_the_filtered_worker_cannot_open_any_socket(listener: Listener) -> None:
     def run(mode: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-c", _FILTERED_WORKER, str(listener.port), mode],
@@ -429,11 +552,216 @@ def test_the_filtered_worker_cannot_open_a_tcp_socket(listener: Listener) -> Non
 
 @pytest.mark.parametrize("machine", sorted(SECCOMP_ARCHES))
 def test_the_filter_program_checks_the_architecture_first(machine: str) -> None:
-    audit_arch, socket_nr, _ = SECCOMP_ARCHES[machine]
-    program = network_filter_program(audit_arch, socket_nr)
+    audit_arch, socket_nr, socketpair_nr, _ = SECCOMP_ARCHES[machine]
+    program = network_filter_program(audit_arch, socket_nr, socketpair_nr)
     assert program[0] == (0x20, 0, 0, 4), "load seccomp_data.arch"
-    assert program[1][3] == audit_arch and program[6][3] == socket_nr and program[8][3] == socket.AF_UNIX
+    assert program[1][3] == audit_arch and program[6][3] == socket_nr and program[7][3] == socketpair_nr
+    deny = len(program) - 1
+    for index in (6, 7):  # socket and socketpair go straight to the refusal, whatever their family
+        assert index + 1 + program[index][1] == deny and program[index][2] == 0
     assert program[-2][3] == 0x7FFF0000 and program[-1][3] == 0x00050000 | 1  # allow; ERRNO(EPERM)
     for index, (code, jt, jf, _) in enumerate(program):
         if code & 0x07 == 0x05:  # jumps stay inside the program
             assert index + 1 + max(jt, jf) < len(program)
+
+
+# ---------------------------------------------------------------- failing closed without the filter
+
+_REFUSE_FILTER = """
+import errno
+
+import spinekg.kg.sparql as sparql
+
+
+def _refused() -> None:
+    raise OSError(errno.EPERM, "seccomp refused (simulated by the test)")
+
+
+sparql.install_network_filter = _refused
+"""
+
+
+@pytest.fixture
+def filter_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers started from here on are the real worker on a host where installing the filter fails: a
+    sitecustomize in their PYTHONPATH replaces install_network_filter before serve() runs."""
+    (tmp_path / "sitecustomize.py").write_text(_REFUSE_FILTER)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
+
+
+def test_without_the_network_filter_sparql_is_disabled(graph: KnowledgeGraph, filter_refused: None) -> None:
+    with TestClient(create_app(Settings(sparql_workers=1), graph=graph)) as refusing:
+        for _ in range(2):
+            body = assert_error(refusing.get("/sparql", params={"query": "ASK {}"}), 503)
+            assert "cannot be confined" in body["detail"] and "SPINEKG_SPARQL_ALLOW_UNCONFINED=true" in body["detail"], body
+            assert "simulated" not in body["detail"]
+        body = assert_error(refusing.post("/sparql", content="ASK {}", headers=SEND), 503)
+        isolation = refusing.app.state.service.sparql_isolation()  # type: ignore[attr-defined]
+        assert isolation["ready"] == 0 and "simulated" in isolation["network_error"], isolation
+        assert refusing.get("/healthz").status_code == 200
+
+
+def test_the_operator_may_allow_unconfined_workers(graph: KnowledgeGraph, filter_refused: None) -> None:
+    with TestClient(create_app(Settings(sparql_workers=1, sparql_allow_unconfined=True), graph=graph)) as allowing:
+        response = allowing.get("/sparql", params={"query": "ASK {}"})
+        assert response.status_code == 200 and response.json()["boolean"] is True
+        isolation = allowing.app.state.service.sparql_isolation()  # type: ignore[attr-defined]
+        assert isolation["network"] == "parser only" and "simulated" in isolation["network_error"], isolation
+
+
+# ---------------------------------------------------------------- huge Accept headers
+
+
+def test_cap_accept() -> None:
+    assert cap_accept(None) is None and cap_accept("TEXT/CSV") == "text/csv"
+    many = ",".join(f"a/b{i}" for i in range(1000))
+    capped = cap_accept(many)
+    assert capped is not None and len(capped.split(",")) == MAX_MEDIA_RANGES
+    long = "text/csv;q=0.5," + "x" * MAX_ACCEPT_CHARS + ",application/sparql-results+json"
+    assert cap_accept(long) == "text/csv;q=0.5", "the range the cut goes through, and all after it, are ignored"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/sparql",
+        "/ontology",
+        "/sparql?query=ASK%20%7B%7D",
+        "/sparql?query=CONSTRUCT%20WHERE%20%7B%3Fs%20%3Fp%20%3Fo%7D%20LIMIT%201",
+    ],
+)
+def test_a_huge_accept_header_is_read_no_further_than_its_cap(client: TestClient, path: str) -> None:
+    accept = "text/turtle;q=0.9,application/json;q=0.9," + ",".join(["text/x-junk;q=0.5"] * 400_000) + ",application/rdf+xml"
+    client.get(path)  # warm up
+    started = time.perf_counter()
+    response = client.get(path, headers={"accept": accept})
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 200, response.text[:300]
+    assert "rdf+xml" not in response.headers["content-type"], "what lies beyond the cap is ignored"
+    assert elapsed < 1.5, f"{path} took {elapsed:.2f} s with a {len(accept):,}-character Accept"
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        ("TEXT/CSV", "text/csv"),
+        ("Application/SPARQL-Results+XML", "application/sparql-results+xml"),
+        ("Text/Tab-Separated-Values", "text/tab-separated-values"),
+    ],
+)
+def test_media_types_match_whatever_their_case(client: TestClient, accept: str, expected: str) -> None:
+    response = client.get("/sparql", params={"query": "ASK {}"}, headers={"accept": accept})
+    assert response.status_code == 200 and response.headers["content-type"].startswith(expected)
+    turtle = client.get("/ontology", headers={"accept": "TEXT/TURTLE"})
+    assert turtle.status_code == 200 and turtle.headers["content-type"].startswith("text/turtle")
+
+
+# ---------------------------------------------------------------- a client gone mid-body
+
+
+def test_a_client_gone_mid_body_is_no_server_error(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    """Content-Length 100, `query=ASK` sent, then the connection closes: no 500, no traceback in the log."""
+    messages: list[dict[str, Any]] = [
+        {"type": "http.request", "body": b"query=ASK", "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/sparql",
+        "raw_path": b"/sparql",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/x-www-form-urlencoded"),
+            (b"content-length", b"100"),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+    with caplog.at_level(logging.DEBUG):
+        asyncio.run(client.app(scope, receive, send))  # type: ignore[arg-type]
+    statuses = [m["status"] for m in sent if m["type"] == "http.response.start"]
+    assert statuses == [400], statuses
+    for record in caplog.records:
+        assert record.exc_info is None and "unexpected error" not in record.getMessage(), record.getMessage()
+        assert "ClientDisconnect" not in record.getMessage()
+
+
+# ---------------------------------------------------------------- what errors say
+
+
+class _FailingStore:
+    def query(self, *_: Any, **__: Any) -> Any:
+        raise OSError(1, "Operation not permitted (os error 1)")
+
+
+def test_evaluation_failures_say_nothing_of_the_worker() -> None:
+    reply = answer(_FailingStore(), {"query": "SELECT * WHERE { ?s ?p ?o }"})
+    assert reply == ("SparqlSyntaxError", EVALUATION_FAILED, "query")
+
+
+def test_parse_errors_keep_one_short_line(client: TestClient) -> None:
+    query = "SELECT * WHERE { ?s ?p ?o . " + "FILTER(?s = <urn:x>) " * 200 + "?s ?p }\n# and more\n"
+    body = assert_error(client.post("/sparql", content=query, headers=SEND), 400)
+    prefix = "the query does not parse: "
+    assert body["detail"].startswith(prefix) and "\n" not in body["detail"], body
+    assert len(body["detail"]) <= len(prefix) + 200
+
+
+# ---------------------------------------------------------------- XML answers are well formed
+
+XML_VALUES = {
+    "plain": ('"a"', True),
+    "markup": ('"<&>\'\\""', True),
+    "tab": ('"a\\tb"', True),
+    "carriage-return": ('"a\\rb"', True),
+    "newline": ('"a\\nb"', True),
+    "non-ascii": ('"\\u00e9\\U0001F600"', True),
+    "language": ('"x"@en-GB', True),
+    "datatype": ('"1"^^<http://www.w3.org/2001/XMLSchema#integer>', True),
+    "u0001": ('"\\u0001"', False),
+    "u0000": ('"a\\u0000b"', False),
+    "u0008": ('"\\u0008"', False),
+    "u000B": ('"\\u000B"', False),
+    "u000C": ('"\\u000c"', False),
+    "u001F": ('"\\u001F"', False),
+    "uFFFE": ('"\\uFFFE"', False),
+    "uFFFF": ('"\\uFFFF"', False),
+    "raw-control": ('"\x02"', False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(XML_VALUES))
+def test_every_xml_answer_parses(client: TestClient, name: str) -> None:
+    value, carried = XML_VALUES[name]
+    select = client.get("/sparql", params={"query": f"SELECT ?x WHERE {{ BIND({value} AS ?x) }}", "format": "xml"})
+    construct = client.get(
+        "/sparql", params={"query": f"CONSTRUCT {{ <urn:s> <urn:p> ?x }} WHERE {{ BIND({value} AS ?x) }}", "format": "rdf"}
+    )
+    for response, other in ((select, "JSON results"), (construct, "JSON-LD")):
+        if carried:
+            assert response.status_code == 200, response.text
+            ET.fromstring(response.content)  # noqa: S314 - our own answer; the test is that it is well formed
+        else:
+            body = assert_error(response, 406, field="Accept")
+            assert "XML 1.0" in body["detail"] and other in body["detail"], body
+    json_answer = client.get("/sparql", params={"query": f"SELECT ?x WHERE {{ BIND({value} AS ?x) }}", "format": "json"})
+    assert json_answer.status_code == 200, "JSON carries every value"
+    if carried:
+        document = ET.fromstring(select.content)  # noqa: S314 - our own answer
+        literal = document.find(".//{http://www.w3.org/2005/sparql-results#}literal")
+        assert literal is not None and literal.text == json_answer.json()["results"]["bindings"][0]["x"]["value"]
