@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -66,7 +66,17 @@ class Settings(BaseSettings):
         description="the service's public URL (e.g. https://kg.example.org), for the SPARQL service description; "
         "unset: the description uses relative IRIs (never the request's Host header)",
     )
-    # The HTTP shell (api/main.py, api/cli.py): proxies, hosts and browsers.
+    # The HTTP shell (api/main.py, api/cli.py): parser, proxies, hosts and browsers.
+    http_parser: Literal["h11", "httptools"] = Field(
+        default="h11",
+        description="uvicorn's HTTP parser: h11 refuses a request line and headers over SPINEKG_MAX_HEADER_BYTES; "
+        "httptools is faster but bounds nothing, so use it only behind a proxy that limits header size",
+    )
+    max_header_bytes: int = Field(
+        default=128 * 1024,
+        ge=8 * 1024,
+        description="longest request line plus headers (h11 only), in bytes; longer: 400. Send long SPARQL queries by POST",
+    )
     forwarded_allow_ips: CommaList = Field(
         default=[],
         description="proxy addresses or networks trusted to set X-Forwarded-For/-Proto (comma-separated, * for any); "

@@ -23,7 +23,7 @@ from spinekg.api import schemas as api_schemas
 from spinekg.api.main import create_app
 from spinekg.api.schemas import EXAMPLES, ErrorBody, Verdict
 from spinekg.api.settings import Settings
-from tests.api.conftest import _free_port
+from tests.api.conftest import LiveServer, _free_port
 from tests.conftest import REPO, load_cases
 
 CASES = load_cases("api.yaml")
@@ -417,3 +417,23 @@ def test_readme_lists_every_setting() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     missing = [name for name in Settings.model_fields if f"`SPINEKG_{name.upper()}`" not in readme]
     assert not missing, f"settings missing from README's table: {missing}"
+
+
+@pytest.mark.slow
+def test_an_oversized_header_is_refused_at_once(live_server: LiveServer) -> None:
+    """h11 bounds the request head (SPINEKG_MAX_HEADER_BYTES): 8 MB of header is a 400, not seconds of parsing."""
+    import contextlib
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(live_server.url)
+    started = time.monotonic()
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8_000_000 + b"\r\n\r\n"
+        with contextlib.suppress(OSError):  # the server may close the connection before the whole head is sent
+            sock.sendall(head)
+        reply = sock.recv(200)
+    assert reply == b"" or reply.startswith(b"HTTP/1.1 4"), reply
+    assert time.monotonic() - started < 3
+    with urllib.request.urlopen(live_server.url + "/healthz", timeout=5) as response:
+        assert response.status == 200
