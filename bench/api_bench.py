@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--long", type=int, default=0, help="also run POST /claims/validate for this many seconds")
+    parser.add_argument("--http", choices=("h11", "httptools"), default="h11", help="uvicorn's parser (spinekg serve: h11)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (Debian: apt install wrk)")
@@ -71,7 +72,17 @@ def main() -> None:
     two_cpus = (os.cpu_count() or 1) >= 2
     pin_server = ["taskset", "-c", "0"] if two_cpus and shutil.which("taskset") else []
     pin_wrk = ["taskset", "-c", "1"] if pin_server else []
-    app = [sys.executable, "-m", "uvicorn", "bench.api_app:create_bench_app", "--factory", "--port", str(port)]
+    app = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bench.api_app:create_bench_app",
+        "--factory",
+        "--port",
+        str(port),
+        "--http",
+        args.http,
+    ]
     with running([*app, "--log-level", "warning", "--no-access-log"], port, pin_server) as (base, server):
         measure(args, base, server, pin_server, pin_wrk)
 
