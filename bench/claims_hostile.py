@@ -18,14 +18,11 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from bench.server import free_port, memory_mb, running, spinekg_serve
+from tests.hostile_claims import DEEP, alternating, claim, dump, worst
 
 JSON_HEADERS = {"Content-Type": "application/json"}
-DEEP = b"[" * 10_000 + b"]" * 10_000
-VERTEBRAE = [f"C{i}" for i in range(1, 8)] + [f"T{i}" for i in range(1, 13)] + [f"L{i}" for i in range(1, 7)]
-VERTEBRAE += [f"S{i}" for i in range(1, 6)] + ["Co"]
 
 
 def post(base: str, path: str, body: bytes) -> tuple[int, int]:
@@ -39,24 +36,6 @@ def post(base: str, path: str, body: bytes) -> tuple[int, int]:
             return response.status, size
     except urllib.error.HTTPError as exc:
         return exc.code, len(exc.read())
-
-
-def claim(lines: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    return {"date_of_service": "2026-05-05", **extra, "lines": lines}
-
-
-def alternating(n: int) -> list[dict[str, Any]]:
-    return [{"code": "22510" if i % 2 == 0 else "22511"} for i in range(n)]
-
-
-def worst(n: int) -> list[dict[str, Any]]:
-    """Lines that each trip many rules: every level, four modifiers, units that match nothing."""
-    codes = ("22513", "22512", "20225", "77012", "22511")
-    return [{"code": codes[i % 5], "modifiers": ["50", "LT", "RT", "80"], "units": 3, "levels": VERTEBRAE} for i in range(n)]
-
-
-def dump(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
 
 
 @dataclass

@@ -22,9 +22,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from bench.server import free_port, memory_mb, running, spinekg_serve
+from tests.hostile_claims import alternating, claim, dump
 
 
 def children(pid: int) -> list[int]:
@@ -97,14 +97,6 @@ def sparql(base: str, query: str, accept: str = "application/sparql-results+json
     return request(base, "POST", "/sparql", query.encode(), {"Content-Type": "application/sparql-query", "Accept": accept})
 
 
-def claim(lines: list[dict[str, Any]], **extra: Any) -> bytes:
-    return json.dumps({"date_of_service": "2026-05-05", "lines": lines, **extra}).encode()
-
-
-def alternating(n: int) -> list[dict[str, Any]]:
-    return [{"code": "22510" if i % 2 == 0 else "22511"} for i in range(n)]
-
-
 class Listener:
     """A TCP listener on loopback that counts connections (an SSRF target that must stay untouched)."""
 
@@ -136,17 +128,17 @@ def cases(base: str, listener: Listener) -> list[tuple[str, Callable[[], tuple[i
     return [
         (
             "claim: 2,000 alternating primaries (38 kB)",
-            lambda: request(base, "POST", "/claims/validate", claim(alternating(2000)), json_headers),
+            lambda: request(base, "POST", "/claims/validate", dump(claim(alternating(2000))), json_headers),
             "",
         ),
         (
             "claim: 50 alternating primaries (the 837P limit)",
-            lambda: request(base, "POST", "/claims/validate", claim(alternating(50)), json_headers),
+            lambda: request(base, "POST", "/claims/validate", dump(claim(alternating(50))), json_headers),
             "",
         ),
         (
             "claim: 300,000 lines (9.9 MB)",
-            lambda: request(base, "POST", "/claims/validate", claim([{"code": "22510"}] * 300_000), json_headers),
+            lambda: request(base, "POST", "/claims/validate", dump(claim([{"code": "22510"}] * 300_000)), json_headers),
             "",
         ),
         (
@@ -171,7 +163,7 @@ def cases(base: str, listener: Listener) -> list[tuple[str, Callable[[], tuple[i
                 base,
                 "POST",
                 "/claims/validate/batch",
-                json.dumps({"claims": [json.loads(claim(alternating(50)))] * 1000}).encode(),
+                json.dumps({"claims": [claim(alternating(50))] * 1000}).encode(),
                 json_headers,
             ),
             "",

@@ -22,10 +22,9 @@ from spinekg.api.main import create_app
 from spinekg.api.settings import Settings
 from spinekg.kg.graph import KnowledgeGraph
 from tests.api.conftest import LiveServer
+from tests.hostile_claims import DEEP, VERTEBRAE, alternating, claim, dump, worst
 
 SETTINGS = Settings(batch_max_claims=1000, max_claim_bytes=64 * 1024, batch_max_bytes=256 * 1024, sparql_workers=1)
-VERTEBRAE = [f"C{i}" for i in range(1, 8)] + [f"T{i}" for i in range(1, 13)] + [f"L{i}" for i in range(1, 7)]
-VERTEBRAE += [f"S{i}" for i in range(1, 6)] + ["Co"]
 
 
 @pytest.fixture(scope="module")
@@ -35,19 +34,6 @@ def app_client(graph: KnowledgeGraph) -> Iterator[TestClient]:
         yield test_client
 
 
-def claim(lines: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    return {"date_of_service": "2026-05-05", **extra, "lines": lines}
-
-
-def alternating(n: int) -> list[dict[str, Any]]:
-    return [{"code": "22510" if i % 2 == 0 else "22511"} for i in range(n)]
-
-
-def worst(n: int) -> list[dict[str, Any]]:
-    codes = ("22513", "22512", "20225", "77012", "22511")
-    return [{"code": codes[i % 5], "modifiers": ["50", "LT", "RT", "80"], "units": 3, "levels": VERTEBRAE} for i in range(n)]
-
-
 def nested_list(depth: int) -> Any:
     value: Any = []
     for _ in range(depth):
@@ -55,12 +41,7 @@ def nested_list(depth: int) -> Any:
     return value
 
 
-def dump(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
-
-
 LINE = b'{"code":"22510","levels":["T5"]}'
-DEEP = b"[" * 10_000 + b"]" * 10_000
 
 # (case, body, status, field): every hostile body the issue listed, and their relatives
 SINGLE: list[tuple[str, Callable[[], bytes], int, str | None]] = [
