@@ -10,10 +10,10 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from spinekg.api.responses import JSON
-from spinekg.kg.codeinfo import UnknownCodeError
 from spinekg.kg.errors import InputError, SpinekgError
+from spinekg.kg.facts.codes import UnknownCodeError
+from spinekg.kg.facts.levels import UnknownVertebraError
 from spinekg.kg.queries import UnknownQueryError
-from spinekg.kg.service import UnknownVertebraError
 from spinekg.kg.sparql import (
     SparqlBusy,
     SparqlError,

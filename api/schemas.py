@@ -12,6 +12,7 @@ from pydantic_core import PydanticCustomError
 from spinekg.kg.claims.limits import MAX_CLAIM_LINES, MAX_ID_LENGTH, MAX_LINES_CEILING
 from spinekg.kg.claims.parse import parse_id
 from spinekg.kg.errors import InputError
+from spinekg.kg.facts.codes import CODE_FORMAT
 
 # Documentation examples live in a data file, beside the code that shows them.
 EXAMPLES = json.loads((Path(__file__).parent / "examples.json").read_text(encoding="utf-8"))
@@ -49,7 +50,7 @@ Level = Annotated[str, StringConstraints(max_length=16)]
 
 class ClaimLine(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    code: str = Field(pattern=r"^[0-9A-Za-z]{5}$", description="CPT/HCPCS code", examples=[EXAMPLES["code"]])
+    code: str = Field(pattern=f"^{CODE_FORMAT}$", description="CPT/HCPCS code", examples=[EXAMPLES["code"]])
     modifiers: list[Modifier] = Field(default_factory=list, max_length=4, description="up to four modifiers", examples=[["XS"]])
     units: StrictInt = Field(1, ge=1, le=999, description="units of service (one per vertebral body for 22510-22515)")
     levels: list[Level] = Field(
@@ -137,26 +138,14 @@ class CodeSummary(BaseModel):
     family: str
     kind: str
     status: str
+    region: str | None = Field(None, description="the region filter given (the code applies there), else null")
 
 
-class CodeDetail(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    code: str
-    label: str
-    definition: str | None
-    kinds: list[str]
-    family: dict[str, Any]
-    procedure: str | None
-    regions: list[str]
-    status: str
-    valid_from: str | None
-    deleted_on: str | None
-    replaced_by: list[str]
-    fee_schedule: list[dict[str, Any]] = Field(description="RVUs, national amounts and indicators with their meaning, by year")
-    modifiers: dict[str, Any]
-    documentation: list[dict[str, Any]]
-    denial_reasons: list[dict[str, Any]]
-    sources: list[dict[str, Any]]
+class CodeLevels(BaseModel):
+    procedure: str
+    region: str = Field(description="a billing region of the code's coverage")
+    evidence: str = Field(description="of the coverage at these levels, lowered by any level note (L6 augmentation)")
+    levels: list[str] = Field(description="the vertebrae, top to bottom")
 
 
 class Pair(BaseModel):
@@ -164,14 +153,10 @@ class Pair(BaseModel):
     label: str
     role: str = Field(description="primary (for an add-on) or add-on (for a primary)")
     family: str
+    family_label: str
     reason: str
     inferred: bool
     sources: list[str]
-
-
-class PairsResponse(BaseModel):
-    code: str
-    pairs: list[Pair]
 
 
 class Bundle(BaseModel):
@@ -180,16 +165,12 @@ class Bundle(BaseModel):
     label: str
     scope: str = Field(description="same session, or same level only")
     bypass_modifiers: list[str]
+    bypass_condition: str | None = Field(description="when a bypass modifier applies (at another level, ...)")
     evidence: str
     ncci_pair: str = Field(description="whether CMS's NCCI table is known to hold the pair")
     reason: str
     edit: str
     sources: list[str]
-
-
-class BundlesResponse(BaseModel):
-    code: str
-    bundles: list[Bundle]
 
 
 class Conflict(BaseModel):
@@ -199,6 +180,46 @@ class Conflict(BaseModel):
     scope: str
     evidence: str
     reason: str
+
+
+class CodeDetail(BaseModel):
+    """A code's page (kg/facts/page.py): `spinekg code-info CODE --format json` prints the same."""
+
+    model_config = ConfigDict(extra="allow")
+    code: str
+    iri: str
+    label: str
+    definition: str | None
+    kinds: list[str]
+    family: dict[str, Any] = Field(description="id and label")
+    procedure: str | None
+    regions: list[str] = Field(description="the billing regions of the code's descriptor")
+    unit_of_service: str | None
+    status: str
+    valid_from: str | None
+    deleted_on: str | None
+    replaced_by: list[str]
+    replaces: list[str]
+    pairing_note: str | None
+    levels: list[CodeLevels] = Field(description="where the code applies: per procedure and billing region, the vertebrae")
+    pairs: list[Pair]
+    bundles: list[Bundle]
+    conflicts: list[Conflict]
+    fee_schedule: list[dict[str, Any]] = Field(description="RVUs, national amounts and indicators with their meaning, by year")
+    modifiers: dict[str, Any] = Field(description="not_allowed (with reasons), allowed, and the fee schedule year of allowed")
+    documentation: list[dict[str, Any]]
+    denial_reasons: list[dict[str, Any]]
+    sources: list[dict[str, Any]]
+
+
+class PairsResponse(BaseModel):
+    code: str
+    pairs: list[Pair]
+
+
+class BundlesResponse(BaseModel):
+    code: str
+    bundles: list[Bundle]
 
 
 class ConflictsResponse(BaseModel):
@@ -212,12 +233,13 @@ class Vertebra(BaseModel):
     region: str
     sequence: int
     transitional: bool
-
-
-class VertebraDetail(Vertebra):
     billing_regions: list[str]
     above: list[str]
     below: list[str]
+    alt_labels: list[str] = Field(description="other names a claim may use for the level")
+
+
+class VertebraDetail(Vertebra):
     codes: dict[str, list[dict[str, Any]]] = Field(description="procedure -> codes that apply at this level")
 
 

@@ -21,7 +21,7 @@ from spinekg.kg.queries import get_query
 
 CASES = [
     ("pairs-with", {"code": "22512"}),
-    ("codes-at-vertebra", {"procedure": "augmentation", "vertebra": "T12"}),
+    ("codes-at-vertebra", {"procedure": "augmentation", "level": "T12"}),
     ("fee-schedule", {"code": "22511"}),
     ("modifiers-not-allowed", {"code": "22512"}),
 ]

@@ -136,13 +136,14 @@ def cmd_queries(args: argparse.Namespace) -> int:
 
 
 def cmd_code_info(args: argparse.Namespace) -> int:
-    from spinekg.kg.codeinfo import code_info, format_code_info
+    """The code's page of kg/facts: as JSON it is the body of GET /codes/{code}, as text laid out for reading."""
+    from spinekg.kg.facts import Facts
+    from spinekg.kg.facts.page import code_page
+    from spinekg.kg.facts.text import code_page_text
     from spinekg.kg.graph import load_graph
 
-    info = code_info(load_graph(), args.code)
-    print(
-        json.dumps(info, indent=2, default=_json_default, ensure_ascii=False) if args.format == "json" else format_code_info(info)
-    )
+    info = code_page(Facts(load_graph()), args.code)
+    print(json.dumps(info, indent=2, ensure_ascii=False) if args.format == "json" else code_page_text(info))
     return EXIT_OK
 
 
@@ -208,15 +209,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_import_pfs(args: argparse.Namespace) -> int:
-    from spinekg.kg.importers.pfs import pfs_to_turtle
+    from spinekg.kg.importers.pfs import pfs_to_turtle, vocabulary
     from spinekg.kg.load import load_asserted
-    from spinekg.kg.namespaces import PREFIXES
 
     out = _output_path(args.output)
-    graph = load_asserted()
-    skos_notation = "http://www.w3.org/2004/02/skos/core#notation"
-    codes = {str(o) for s, p, o in graph if str(p) == skos_notation and str(s).startswith(PREFIXES["cpt"])}
-    text = pfs_to_turtle(Path(args.csv), args.year, args.source, codes)
+    text = pfs_to_turtle(Path(args.csv), args.year, args.source, vocabulary(load_asserted()))
     _write_output(out, text.encode("utf-8"))
     print(
         f"wrote {out}; list it in ontology/catalog-v001.xml and the owl:imports of spinekg.ttl if it is new",
@@ -296,12 +293,18 @@ def cmd_rules(args: argparse.Namespace) -> int:
     from spinekg.kg.claims import ClaimValidator
     from spinekg.kg.graph import load_graph
 
-    rows = ClaimValidator(load_graph()).describe_rules()
-    print(
-        render(rows, ["id", "check", "severity", "summary"], args.format)
-        if args.format != "json"
-        else json.dumps(rows, indent=2, ensure_ascii=False)
-    )
+    if args.kinds:
+        from spinekg.kg.claims.engine import describe_kinds
+
+        rows = describe_kinds()
+        columns = ["kind", "rules", "summary"]
+        validator = ClaimValidator(load_graph())
+        for row in rows:
+            row["rules"] = ", ".join(r.id for r in validator.rules if r.kind == row["kind"])
+    else:
+        rows = ClaimValidator(load_graph()).describe_rules()
+        columns = ["id", "kind", "severity", "summary"]
+    print(render(rows, columns, args.format) if args.format != "json" else json.dumps(rows, indent=2, ensure_ascii=False))
     return EXIT_OK
 
 
@@ -329,7 +332,7 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser("queries", help="list the named queries and their parameters")
-    p.add_argument("--kind", choices=("api", "rule", "check", "report"))
+    p.add_argument("--kind", choices=QUERY_KINDS)
     p.add_argument("--format", "-f", choices=("table", "json", "csv"), default="table")
     p.set_defaults(func=cmd_queries)
 
@@ -372,8 +375,9 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
     )
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("rules", help="list the claim rules")
+    p = sub.add_parser("rules", help="list the claim rules (or, with --kinds, the rule kinds they are written in)")
     p.add_argument("--format", "-f", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--kinds", action="store_true", help="list the rule kinds: the table each reads and what a rule file may say")
     p.set_defaults(func=cmd_rules)
     if extend is not None:
         extend(sub)

@@ -7,7 +7,6 @@ default graph. bench/store_compare.py measured pyoxigraph against rdflib's memor
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -68,7 +67,6 @@ class KnowledgeGraph:
     def __init__(self, store: ox.Store, build: BuildResult | None = None) -> None:
         self.store = store
         self.build = build
-        self.load_seconds = 0.0
 
     @classmethod
     def from_files(cls, asserted: Path, inferred: Path, build: BuildResult | None = None) -> KnowledgeGraph:
@@ -104,10 +102,7 @@ class KnowledgeGraph:
 
 def load_graph(force_build: bool = False, quiet: bool = False) -> KnowledgeGraph:
     """Build (or reuse the cached build of) the reasoned graph and load it into the store."""
-    started = time.perf_counter()
     build = build_graph(force=force_build)
     if not build.cached and not quiet:
         print(f"spinekg: built the reasoned graph: {build.summary()}", file=sys.stderr)
-    graph = KnowledgeGraph.from_files(build.asserted_path, build.inferred_path, build)
-    graph.load_seconds = time.perf_counter() - started
-    return graph
+    return KnowledgeGraph.from_files(build.asserted_path, build.inferred_path, build)

@@ -43,6 +43,15 @@ def queries_dir() -> Path:
     return data_root() / "queries"
 
 
+def site_rules_dir() -> Path | None:
+    """A folder of an organisation's own claim rules ($SPINEKG_RULES_DIR): *.rq files of the same
+    kinds as queries/rules/, checked beside them; None when unset."""
+    folder = _env_path("SPINEKG_RULES_DIR")
+    if folder is not None and not folder.is_dir():
+        raise SpinekgError(f"SPINEKG_RULES_DIR={folder}: not a folder")
+    return folder
+
+
 def java_dir() -> Path:
     return Path(__file__).resolve().parent / "java"
 

@@ -21,15 +21,21 @@ from spinekg.kg.errors import InputError, SpinekgError
 from spinekg.kg.graph import KnowledgeGraph, SelectResult
 from spinekg.kg.namespaces import PREFIXES
 
-KINDS = ("api", "rule", "check", "report")
+KINDS = ("api", "rule", "check")
 MAX_PARAM_LENGTH = 200
-HEADER_KEYS: dict[str, set[str]] = {
-    "api": {"summary", "description", "kind", "source"},
-    "rule": {"summary", "description", "kind", "check", "severity", "message", "fix", "source", "effective"},
-    "check": {"summary", "description", "kind"},
-    "report": {"summary", "description", "kind"},
+# The header keys of each kind of query: a misspelt key is an error, not a silently ignored line. A
+# rule's header is checked against its rule kind by kg/claims/rules.py, which knows the kinds' options.
+HEADER_KEYS: dict[str, tuple[str, ...]] = {
+    "api": ("summary", "description", "kind", "source", "params", "tags"),
+    "check": ("summary", "description", "kind", "tags"),
 }
-_FOLDER_KIND = {"api": "api", "rules": "rule", "checks": "check", "reports": "report"}
+REQUIRED_HEADER_KEYS: dict[str, tuple[str, ...]] = {
+    "api": ("summary", "description", "kind"),
+    "check": ("summary", "description", "kind"),
+    "rule": ("summary", "description", "kind", "rule-kind", "severity", "message", "fix", "source"),
+}
+PARAM_KEYS = ("type", "description", "prefix", "pattern", "example", "required")
+_FOLDER_KIND = {"api": "api", "rules": "rule", "checks": "check"}
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,21 @@ def load_query(path: Path, kind: str | None = None) -> NamedQuery:
         raise SpinekgError(f"cannot read query file {path}: {exc.strerror}") from exc
     header = parse_header(text, path.name)
     kind = kind or str(header.get("kind", "api"))
+    if kind not in KINDS:
+        raise SpinekgError(f"{path.name}: kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    allowed = HEADER_KEYS.get(kind)
+    unknown = [str(k) for k in header if allowed is not None and k not in allowed]
+    if unknown:
+        article = "an" if kind == "api" else "a"
+        known = ", ".join(allowed or ())
+        raise SpinekgError(f"{path.name}: unknown header key {unknown[0]!r}; {article} {kind} query allows {known}")
+    params_spec = header.get("params") or {}
+    if not isinstance(params_spec, dict):
+        raise SpinekgError(f"{path.name}: params is a mapping of parameter name to its spec")
+    for name, spec in params_spec.items():
+        bad = [str(k) for k in (spec or {}) if k not in PARAM_KEYS] if isinstance(spec, dict) else ["(not a mapping)"]
+        if bad:
+            raise SpinekgError(f"{path.name}: param {name}: unknown key {bad[0]!r}; a param allows {', '.join(PARAM_KEYS)}")
     params = tuple(
         Param(
             name=name,
@@ -149,7 +170,7 @@ def load_query(path: Path, kind: str | None = None) -> NamedQuery:
             example=None if spec.get("example") is None else str(spec.get("example")),
             required=bool(spec.get("required", True)),
         )
-        for name, spec in (header.get("params") or {}).items()
+        for name, spec in params_spec.items()
     )
     return NamedQuery(path.stem, kind, path, header, text, params)
 
@@ -164,7 +185,7 @@ def _discover(root: Path) -> tuple[NamedQuery, ...]:
 
 
 def discover(kind: str | None = None) -> list[NamedQuery]:
-    """Every named query on disk (by folder: api/, rules/, checks/, reports/)."""
+    """Every named query on disk (by folder: api/, rules/, checks/)."""
     queries = _discover(paths.queries_dir())
     return [q for q in queries if kind is None or q.kind == kind]
 
@@ -173,8 +194,8 @@ class UnknownQueryError(InputError):
     """No named query of that name."""
 
 
-def get_query(name_or_path: str, kinds: tuple[str, ...] = ("api", "report")) -> NamedQuery:
-    """A named query by name (api/ and reports/ by default) or by the path of a .rq file."""
+def get_query(name_or_path: str, kinds: tuple[str, ...] = ("api",)) -> NamedQuery:
+    """A named query by name (api/ by default) or by the path of a .rq file."""
     candidate = Path(name_or_path)
     if candidate.suffix == ".rq":
         if not candidate.is_file():

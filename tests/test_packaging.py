@@ -53,6 +53,7 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_wheel_holds_every_data_file_under_one_namespace(dist: dict[str, Path]) -> None:
     names = set(zipfile.ZipFile(dist["wheel"]).namelist())
     expected = {f"spinekg/{name}" for name in _tracked(*DATA_FOLDERS)}
+    assert len(expected) > 50, "git lists the tracked ontology and query files"
     assert expected <= names, f"missing from the wheel: {sorted(expected - names)[:10]}"
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"spinekg"}, f"the wheel installs other top-level names: {tops}"
@@ -65,7 +66,9 @@ def test_wheel_holds_every_data_file_under_one_namespace(dist: dict[str, Path]) 
 def test_sdist_holds_the_sources(dist: dict[str, Path]) -> None:
     with tarfile.open(dist["sdist"]) as tar:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
-    assert set(_tracked(*DATA_FOLDERS, "kg", "api", "LICENSE", "README.md", "pyproject.toml")) <= names
+    sources = set(_tracked(*DATA_FOLDERS, "kg", "api", "LICENSE", "README.md", "pyproject.toml"))
+    assert {"README.md", "pyproject.toml", "kg/cli.py"} <= sources, "git lists the tracked sources"
+    assert sources <= names
 
 
 @pytest.fixture(scope="module")

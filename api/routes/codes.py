@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
@@ -19,9 +19,20 @@ from spinekg.api.schemas import (
     Vertebra,
     VertebraDetail,
 )
+from spinekg.kg.facts.codes import CODE_FORMAT
 
 router = APIRouter(tags=["codes and anatomy"])
-CodePath = Annotated[str, Path(pattern=r"^[0-9A-Za-z]{5}$", description="a CPT/HCPCS code", examples=[EXAMPLES["code"]])]
+CodePath = Annotated[str, Path(pattern=f"^{CODE_FORMAT}$", description="a CPT/HCPCS code", examples=[EXAMPLES["code"]])]
+
+
+def _filter(values: str, example: str) -> Any:
+    """A GET /codes filter: any short text here; kg checks it against the values the graph holds (422
+    naming the filter and listing them), so a value added to the ontology needs no change here."""
+    return Query(
+        max_length=64, description=f"one of the values {values}; another value is a 422 listing them", examples=[example]
+    )
+
+
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "unknown code, with the closest known codes"}
 }
@@ -30,10 +41,10 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 @router.get("/codes", response_model=list[CodeSummary], summary="List codes, optionally filtered")
 async def list_codes(
     service: ServiceDep,
-    family: Annotated[str | None, Query(pattern=r"^[a-z0-9-]+$", examples=["vertebroplasty"])] = None,
-    kind: Literal["primary", "add-on", "stand-alone", "unlisted"] | None = None,
-    region: Literal["cervical", "thoracic", "lumbar", "sacral", "coccygeal"] | None = None,
-    status: Literal["active", "deleted"] | None = None,
+    family: Annotated[str | None, _filter("GET /codes gives in family", "vertebroplasty")] = None,
+    kind: Annotated[str | None, _filter("GET /codes gives in kind", "add-on")] = None,
+    region: Annotated[str | None, _filter("of region in GET /queries/regions (a spinal region)", "lumbar")] = None,
+    status: Annotated[str | None, _filter("GET /codes gives in status", "active")] = None,
 ) -> JSON:
     return JSON(service.codes(family, kind, region, status))
 

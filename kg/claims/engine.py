@@ -9,22 +9,26 @@ over a claim that may at most double in length."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from datetime import date
 from typing import IO, Any, cast
 
 import orjson
 
-from spinekg.kg.claims.checkers import CHECKERS, Checker, Context, Shared, either
+from spinekg.kg.claims.kinds import KINDS, Anatomy, Context, Kind, Known, Shape
 from spinekg.kg.claims.limits import MAX_CLAIM_BYTES, MAX_CLAIM_LINES
 from spinekg.kg.claims.model import Claim, Finding, Line, Repair
 from spinekg.kg.claims.parse import load_json, parse_claim
 from spinekg.kg.claims.rules import Rule
 from spinekg.kg.errors import InputError, SpinekgError
 from spinekg.kg.graph import KnowledgeGraph
-from spinekg.kg.queries import discover, get_query
+from spinekg.kg.paths import site_rules_dir
+from spinekg.kg.queries import NamedQuery, discover, get_query, load_query
 
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+DISPATCH_CACHE = 16384  # claim shapes whose relevant rules are remembered, per cache (a few MB at most)
+_NONE: frozenset[str] = frozenset()
 MAX_REPAIR_ROUNDS = 6
 MAX_SUGGESTION_GROWTH = 2  # a suggested claim holds at most this many times the lines of the claim
 READ_CHUNK = 64 * 1024
@@ -63,15 +67,23 @@ def read_ndjson(stream: IO[bytes], max_bytes: int = MAX_CLAIM_BYTES) -> Iterator
 class ClaimValidator:
     """Compiled rules plus the lookup tables the claim parser needs (vertebra spellings)."""
 
-    def __init__(self, graph: KnowledgeGraph, max_lines: int = MAX_CLAIM_LINES, max_bytes: int = MAX_CLAIM_BYTES) -> None:
+    def __init__(
+        self,
+        graph: KnowledgeGraph,
+        max_lines: int = MAX_CLAIM_LINES,
+        max_bytes: int = MAX_CLAIM_BYTES,
+        rule_files: Iterable[NamedQuery] | None = None,
+    ) -> None:
+        """``rule_files`` default to the packaged rules (queries/rules/) plus the site's own
+        ($SPINEKG_RULES_DIR)."""
         self.max_lines = max_lines  # the default for validate(); a caller may pass another per call
         self.max_bytes = max_bytes  # the longest claim JSON (a file, or one NDJSON line) read
-        self.shared = Shared()
+        self.anatomy = Anatomy()
         self.vertebrae: dict[str, str] = {}
         for row in get_query("vertebrae").run(graph).values():
             name = str(row["vertebra"])
-            self.shared.vertebra_index[name] = int(row["sequence"])
-            self.shared.vertebra_region[name] = str(row["region"])
+            self.anatomy.index[name] = int(row["sequence"])
+            self.anatomy.region[name] = str(row["region"])
             self.vertebrae[name.upper()] = name
             for alt in filter(None, str(row.get("altLabels") or "").split("|")):
                 self.vertebrae[alt.strip().upper()] = name
@@ -86,32 +98,74 @@ class ClaimValidator:
             for r in get_query("sources").run(graph).values()
         }
         self.rules: list[Rule] = []
-        self.checkers: list[Checker] = []
-        for query in discover("rule"):
-            rule = Rule.from_query(query)
-            kind = CHECKERS.get(rule.check)
-            if kind is None:
-                raise SpinekgError(f"rule {rule.id}: unknown check kind {rule.check!r}; known: {', '.join(CHECKERS)}")
+        self.checkers: list[Kind] = []
+        for query in rule_files if rule_files is not None else rule_queries():
+            if any(r.id == query.name for r in self.rules):
+                raise SpinekgError(f"rule {query.name} ({query.path}): a rule of that id is already loaded")
+            rule = Rule.from_query(query, KINDS)
+            kind = KINDS[rule.kind]
             unknown = [s for s in rule.sources if s not in self.sources]
             if unknown:
                 raise SpinekgError(f"rule {rule.id}: unknown source ids {unknown}")
-            rows = query.run(graph).values()
+            result = query.run(graph)
+            rule.check_columns(result.variables, kind)
+            try:
+                checker = kind(rule, result.values(), self.anatomy)
+            except (KeyError, ValueError, TypeError) as exc:
+                raise SpinekgError(f"rule {rule.id}: its table does not fit a {kind.name} rule: {exc}") from exc
             self.rules.append(rule)
-            self.checkers.append(kind(rule, rows, self.shared))
+            self.checkers.append(checker)
+        known = {r.id for r in self.rules}
+        for rule in self.rules:
+            if not set(rule.supersedes) <= known:
+                raise SpinekgError(f"rule {rule.id}: supersedes unknown rules {sorted(set(rule.supersedes) - known)}")
         self.supersedes = {r.id: set(r.supersedes) for r in self.rules if r.supersedes}
         self.max_levels = len(set(self.vertebrae.values()))
+        self.levels_hint = _levels_hint(self.anatomy)
         self._source_cache: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        self.dates = sorted({d for checker in self.checkers for d in checker.dates()})
+        self._dated_rules = [c for c in self.checkers if any(True for _ in c.dates())]
+        self._undated_rules = [c for c in self.checkers if c not in self._dated_rules]
+        self._undated: dict[tuple[frozenset[str], bool, bool, frozenset[str]], tuple[Kind, ...]] = {}
+        self._dated: dict[tuple[frozenset[str], bool, bool, frozenset[str], int], tuple[Kind, ...]] = {}
+
+    def known_values(self, field: str) -> frozenset[str]:
+        """The codes (``field`` "code") or modifiers ("modifier") the known-value rules accept."""
+        return frozenset().union(*(c.values for c in self.checkers if isinstance(c, Known) and c.field == field))
 
     # ------------------------------------------------------------------ checking
+
+    def relevant(self, ctx: Context) -> list[Kind]:
+        """The rules that can fire on a claim of this shape: its codes, whether lines carry modifiers or
+        name no level, the fields assumed, and the period of its date between the rules' dates. Asked
+        once per shape and remembered in two bounded caches (the shapes come from user input): one for
+        the rules whose tables have no dates, keyed without the date, one for those with dates, keyed
+        by codes and period only, so that neither multiplies the other's shapes."""
+        assumed = frozenset(ctx.claim.assumed) if ctx.claim.assumed else _NONE
+        undated_key = (ctx.codes, ctx.modifiers, ctx.levelless, assumed)
+        undated = self._undated.get(undated_key)
+        if undated is None:
+            shape = Shape(ctx.codes, ctx.modifiers, ctx.levelless, assumed, ctx.dos)
+            undated = _remember(self._undated, undated_key, tuple(c for c in self._undated_rules if c.relevant(shape)))
+        period = bisect_right(self.dates, ctx.dos)
+        dated_key = (ctx.codes, ctx.modifiers, ctx.levelless, assumed, period)
+        dated = self._dated.get(dated_key)
+        if dated is None:
+            # any day of the period stands for all of it: its first day (or the claim's, before the first date)
+            shape = Shape(ctx.codes, ctx.modifiers, ctx.levelless, assumed, self.dates[period - 1] if period else ctx.dos)
+            dated = _remember(self._dated, dated_key, tuple(c for c in self._dated_rules if c.relevant(shape)))
+        return [*undated, *dated]
 
     def findings(self, claim: Claim) -> list[Finding]:
         ctx = Context(claim)
         out: list[Finding] = []
-        for checker in self.checkers:
+        for checker in self.relevant(ctx):
             checker.check(ctx, out)
+        if not out:
+            return out
         if self.supersedes and len(out) > 1:
             out = self._drop_superseded(out)
-        out.sort(key=lambda f: (SEVERITY_ORDER[f.severity], f.lines, f.rule))
+        out.sort(key=_finding_order)
         return out
 
     def _drop_superseded(self, findings: list[Finding]) -> list[Finding]:
@@ -120,7 +174,7 @@ class ClaimValidator:
         return [f for f in findings if (f.rule, f.lines[0]) not in covered] if covered else findings
 
     def parse(self, obj: Any, today: date | None = None, max_lines: int | None = None) -> Claim:
-        return parse_claim(obj, self.vertebrae, today, max_lines or self.max_lines, self.max_levels)
+        return parse_claim(obj, self.vertebrae, today, max_lines or self.max_lines, self.max_levels, self.levels_hint)
 
     def validate(self, obj: Any, today: date | None = None, max_lines: int | None = None) -> dict[str, Any]:
         """The verdict for one claim (a parsed JSON object); raises InputError for unusable input,
@@ -234,6 +288,51 @@ class ClaimValidator:
         return [r.describe() | {"sources": [self.sources[s] for s in r.sources]} for r in self.rules]
 
 
+def rule_queries() -> list[NamedQuery]:
+    """The packaged rules, then the site's own ($SPINEKG_RULES_DIR/*.rq)."""
+    rules = discover("rule")
+    site = site_rules_dir()
+    if site is not None:
+        rules += [load_query(path, "rule") for path in sorted(site.glob("*.rq"))]
+    return rules
+
+
+def describe_kinds() -> list[dict[str, Any]]:
+    """The rule kinds: what each checks, the table it reads, and what a rule file can say about it."""
+    return [
+        {
+            "kind": kind.name,
+            "summary": kind.summary,
+            "columns": list(kind.columns),
+            "optional_columns": list(kind.optional),
+            "variables": list(kind.variables),
+            "cases": list(kind.cases),
+            "repairs": list(kind.repairs),
+            "options": {name: list(values) for name, values in kind.options.items()},
+        }
+        for kind in KINDS.values()
+    ]
+
+
+def _remember(cache: dict[Any, tuple[Kind, ...]], key: Any, value: tuple[Kind, ...]) -> tuple[Kind, ...]:
+    if len(cache) >= DISPATCH_CACHE:
+        cache.clear()  # bounded: claim shapes come from user input
+    cache[key] = value
+    return value
+
+
+def _finding_order(f: Finding) -> tuple[int, tuple[int, ...], str]:
+    return (SEVERITY_ORDER[f.severity], f.lines, f.rule)
+
+
+def _levels_hint(anatomy: Anatomy) -> str:
+    """The vertebrae by region, as the graph names them ("C1-C7, T1-T12, ..."), for error messages."""
+    by_region: dict[str, list[str]] = {}
+    for name in anatomy.ordered(anatomy.index):
+        by_region.setdefault(anatomy.region[name], []).append(name)
+    return ", ".join(names[0] if len(names) == 1 else f"{names[0]}-{names[-1]}" for names in by_region.values())
+
+
 def _too_large(size: str, limit: int) -> InputError:
     return InputError("claim", f"{size}; a claim may have at most {limit} (SPINEKG_MAX_CLAIM_BYTES)")
 
@@ -265,4 +364,4 @@ def _apply(repair: Repair, line: Line) -> tuple[list[Line], str]:
     return [new], f"{before} -> {_describe(new)}"
 
 
-__all__ = ["ClaimValidator", "either"]
+__all__ = ["ClaimValidator"]

@@ -17,8 +17,9 @@ import orjson
 from spinekg.kg.claims.limits import INT64_MAX, INT64_MIN, MAX_CLAIM_LINES, MAX_ID_LENGTH
 from spinekg.kg.claims.model import Claim, Line
 from spinekg.kg.errors import InputError
+from spinekg.kg.facts.codes import CODE_FORMAT
 
-CODE = re.compile(r"[0-9A-Z]{5}")
+CODE = re.compile(CODE_FORMAT)  # checked after upper-casing
 MODIFIER = re.compile(r"[0-9A-Z]{2}")
 PLACE_OF_SERVICE = re.compile(r"[0-9]{2}")
 # control characters and unpaired surrogates (which no UTF-8 JSON writer can emit) are refused in ids
@@ -30,6 +31,20 @@ SHOWN = 40  # characters of a bad value quoted in an error message
 # silently and turn a wrong claim into a valid one).
 CLAIM_KEYS = ("id", "date_of_service", "place_of_service", "lines")
 LINE_KEYS = ("code", "modifiers", "units", "levels")
+_CLAIM_KEY_SET = frozenset(CLAIM_KEYS)
+_LINE_KEY_SET = frozenset(LINE_KEYS)
+# Well-formed spellings already seen -> their normal form (codes, modifiers, dates): most claims repeat a
+# few of them, and a dictionary lookup is cheaper than the checks. Bounded: the spellings come from input.
+_SEEN_LIMIT = 4096
+_codes: dict[str, str] = {}
+_modifiers: dict[str, str] = {}
+_dates: dict[str, date] = {}
+
+
+def _remember(cache: dict[str, Any], key: Any, value: Any) -> None:
+    if len(cache) >= _SEEN_LIMIT:
+        cache.clear()
+    cache[key] = value
 
 
 def show(value: Any) -> str:
@@ -118,14 +133,17 @@ def parse_claim(
     today: date | None = None,
     max_lines: int = MAX_CLAIM_LINES,
     max_levels: int | None = None,
+    levels_hint: str = "",
 ) -> Claim:
     """Validate the shape of a claim. ``vertebrae`` maps every accepted spelling (upper case) of a
     level to its notation, as read from the graph. A claim holds at most ``max_lines`` lines, and a line
     at most as many levels as there are vertebrae (``max_levels``, counted from ``vertebrae`` unless
-    given), so that checking it is bounded work."""
+    given), so that checking it is bounded work. ``levels_hint`` names the vertebrae in an error
+    message (the engine words it from the graph)."""
     if not isinstance(obj, dict):
         raise InputError("claim", "a claim is a JSON object with a 'lines' list")
-    refuse_unknown_keys(obj, CLAIM_KEYS, "")
+    if not obj.keys() <= _CLAIM_KEY_SET:
+        refuse_unknown_keys(obj, CLAIM_KEYS, "")
     raw_lines = obj.get("lines")
     if not isinstance(raw_lines, list) or not raw_lines:
         raise InputError("lines", "a claim needs a non-empty list of lines")
@@ -136,56 +154,83 @@ def parse_claim(
         )
     claim_id = parse_id(obj.get("id"))
     dos = obj.get("date_of_service")
-    when = (today or date.today()) if dos is None else parse_date(dos, "date_of_service")
+    if dos is None:
+        when = today or date.today()
+    else:
+        when = _dates.get(dos) if type(dos) is str else None  # type: ignore[assignment]
+        if when is None:
+            when = parse_date(dos, "date_of_service")
+            _remember(_dates, dos, when)
     pos = obj.get("place_of_service")
     if pos is not None and (not isinstance(pos, str) or not PLACE_OF_SERVICE.fullmatch(pos)):
         raise InputError("place_of_service", f"{show(pos)} is not a two-digit CMS place-of-service code")
     if max_levels is None:
         max_levels = len(set(vertebrae.values()))
-    lines = [_parse_line(raw, i, vertebrae, max_levels) for i, raw in enumerate(raw_lines)]
+    lines = [_parse_line(raw, i, vertebrae, max_levels, levels_hint) for i, raw in enumerate(raw_lines)]
     return Claim(lines, when, pos, claim_id, {"date_of_service": when.isoformat()} if dos is None else {})
 
 
-def _parse_line(raw: Any, i: int, vertebrae: Mapping[str, str], max_levels: int) -> Line:
-    where = f"lines[{i}]"
+def _parse_line(raw: Any, i: int, vertebrae: Mapping[str, str], max_levels: int, levels_hint: str) -> Line:
     if not isinstance(raw, dict):
-        raise InputError(where, "a line is an object with at least a 'code'")
-    refuse_unknown_keys(raw, LINE_KEYS, where + ".")
-    code = raw.get("code")
-    # ASCII first: str.upper() would turn the long s "ſ" into "S" and pass a code nobody wrote
-    if not isinstance(code, str) or len(code) > 16 or not code.isascii() or not CODE.fullmatch(code := code.strip().upper()):
-        raise InputError(f"{where}.code", f"{show(raw.get('code'))} is not a CPT/HCPCS code (five letters or digits, e.g. 22512)")
+        raise InputError(f"lines[{i}]", "a line is an object with at least a 'code'")
+    if not raw.keys() <= _LINE_KEY_SET:
+        refuse_unknown_keys(raw, LINE_KEYS, f"lines[{i}].")
+    raw_code = raw.get("code")
+    code = _codes.get(raw_code) if type(raw_code) is str else None
+    if code is None:
+        code = _parse_code(raw_code, f"lines[{i}].code")
+        _remember(_codes, raw_code, code)  # a str: _parse_code refuses anything else
     units = raw.get("units", 1)
-    if isinstance(units, bool) or not isinstance(units, int):
-        raise InputError(f"{where}.units", f"{show(units)} is not a whole number of units")
-    if units < 1 or units > MAX_UNITS:
-        raise InputError(f"{where}.units", f"{show(units)} is outside 1-{MAX_UNITS}")
-    mods = raw.get("modifiers", [])
-    if mods is None:
-        mods = []
-    if not isinstance(mods, list):
-        raise InputError(f"{where}.modifiers", "modifiers are a list of two-character codes")
-    if len(mods) > MAX_MODIFIERS:
-        raise InputError(f"{where}.modifiers", f"at most {MAX_MODIFIERS} modifiers fit on a claim line")
-    modifiers = []
-    for j, m in enumerate(mods):
-        if not isinstance(m, str) or len(m) > 8 or not m.isascii() or not MODIFIER.fullmatch(mod := m.strip().upper()):
-            raise InputError(f"{where}.modifiers[{j}]", f"{show(m)} is not a two-character modifier")
-        modifiers.append(mod)
-    levels_raw = raw.get("levels", [])
-    if levels_raw is None:
-        levels_raw = []
+    if type(units) is not int or units < 1 or units > MAX_UNITS:
+        if isinstance(units, bool) or not isinstance(units, int):
+            raise InputError(f"lines[{i}].units", f"{show(units)} is not a whole number of units")
+        raise InputError(f"lines[{i}].units", f"{show(units)} is outside 1-{MAX_UNITS}")
+    mods = raw.get("modifiers")
+    modifiers: tuple[str, ...] = ()
+    if mods:
+        if not isinstance(mods, list):
+            raise InputError(f"lines[{i}].modifiers", "modifiers are a list of two-character codes")
+        if len(mods) > MAX_MODIFIERS:
+            raise InputError(f"lines[{i}].modifiers", f"at most {MAX_MODIFIERS} modifiers fit on a claim line")
+        found: list[str] = []
+        for j, m in enumerate(mods):
+            seen = _modifiers.get(m) if type(m) is str else None
+            if seen is None:
+                mod = m.strip().upper() if isinstance(m, str) and len(m) <= 8 and m.isascii() else ""
+                if not MODIFIER.fullmatch(mod):
+                    raise InputError(f"lines[{i}].modifiers[{j}]", f"{show(m)} is not a two-character modifier")
+                _remember(_modifiers, m, mod)
+                seen = mod
+            found.append(seen)
+        modifiers = tuple(found)
+    elif mods is not None and not isinstance(mods, list):
+        raise InputError(f"lines[{i}].modifiers", "modifiers are a list of two-character codes")
+    levels_raw = raw.get("levels")
+    if not levels_raw:
+        if levels_raw is not None and not isinstance(levels_raw, list):
+            raise InputError(f"lines[{i}].levels", 'levels are a list of vertebra names such as ["L3", "L4"]')
+        return Line(i + 1, code, modifiers, units, ())
     if not isinstance(levels_raw, list):
-        raise InputError(f"{where}.levels", 'levels are a list of vertebra names such as ["L3", "L4"]')
+        raise InputError(f"lines[{i}].levels", 'levels are a list of vertebra names such as ["L3", "L4"]')
     if len(levels_raw) > max_levels:
-        raise InputError(f"{where}.levels", f"{len(levels_raw)} levels; a line names at most {max_levels} (one per vertebra)")
+        raise InputError(f"lines[{i}].levels", f"{len(levels_raw)} levels; a line names at most {max_levels} (one per vertebra)")
     levels = []
     for j, level in enumerate(levels_raw):
-        name = vertebrae.get(level.strip().upper()) if isinstance(level, str) and len(level) <= 16 and level.isascii() else None
+        name = vertebrae.get(level) if type(level) is str else None  # the usual spelling, as the graph writes it
+        if name is None:
+            name = (
+                vertebrae.get(level.strip().upper()) if isinstance(level, str) and len(level) <= 16 and level.isascii() else None
+            )
         if name is None:
             raise InputError(
-                f"{where}.levels[{j}]",
-                f"{show(level)} is not a vertebra (C1-C7, T1-T12, L1-L6, S1-S5 or Co for the coccyx)",
+                f"lines[{i}].levels[{j}]", f"{show(level)} is not a vertebra" + (f" ({levels_hint})" if levels_hint else "")
             )
         levels.append(name)
-    return Line(i + 1, code, tuple(modifiers), units, tuple(levels))
+    return Line(i + 1, code, modifiers, units, tuple(levels))
+
+
+def _parse_code(raw: Any, field: str) -> str:
+    # ASCII first: str.upper() would turn the long s "ſ" into "S" and pass a code nobody wrote
+    if not isinstance(raw, str) or len(raw) > 16 or not raw.isascii() or not CODE.fullmatch(code := raw.strip().upper()):
+        raise InputError(field, f"{show(raw)} is not a CPT/HCPCS code (five letters or digits, e.g. 22512)")
+    return code

@@ -7,8 +7,8 @@ import random
 from datetime import date, timedelta
 from typing import Any
 
-from spinekg.kg.claims.checkers import DateWindow, KnownCodes, KnownModifiers, RequiresAny
 from spinekg.kg.claims.engine import ClaimValidator
+from spinekg.kg.claims.kinds import DateWindow, LevelCoverage, RequiresPartner
 
 
 def random_claims(validator: ClaimValidator, n: int, seed: int = 1, mistake_rate: float = 0.2) -> list[dict[str, Any]]:
@@ -16,17 +16,22 @@ def random_claims(validator: ClaimValidator, n: int, seed: int = 1, mistake_rate
     then invalid); the rest follow the usual shape: a primary and its add-on over neighbouring
     levels that the codes cover, sometimes with sedation."""
     rng = random.Random(seed)  # noqa: S311 - sample data, not security
-    codes = sorted(next(c for c in validator.checkers if isinstance(c, KnownCodes)).codes)
-    modifiers = sorted(next(c for c in validator.checkers if isinstance(c, KnownModifiers)).modifiers)
+    codes = sorted(validator.known_values("code"))
+    modifiers = sorted(validator.known_values("modifier"))
     addons: dict[str, frozenset[str]] = {}  # add-on -> the primaries it always pairs with (the family rules)
+    coverage: dict[str, set[str]] = {}
+    windows = []
     for checker in validator.checkers:
-        if isinstance(checker, RequiresAny):
-            for addon, partners in checker.partners.items():
+        if isinstance(checker, RequiresPartner) and not checker.others:
+            for addon, partners in checker.always.items():
                 addons[addon] = addons.get(addon, frozenset()) | partners
-    coverage = validator.shared.coverage
-    index = validator.shared.vertebra_index
+        elif isinstance(checker, LevelCoverage):
+            for code, vertebrae in checker.covers.items():
+                coverage.setdefault(code, set()).update(vertebrae)
+        elif isinstance(checker, DateWindow):
+            windows.append(checker.window)
+    index = validator.anatomy.index
     order = sorted(index, key=index.__getitem__)
-    windows = [c.window for c in validator.checkers if isinstance(c, DateWindow)]
 
     def current(code: str, when: date) -> bool:
         for window in windows:
@@ -67,8 +72,5 @@ def random_claims(validator: ClaimValidator, n: int, seed: int = 1, mistake_rate
                     line["modifiers"] = rng.sample(modifiers, k=rng.randint(1, 2))
                 if rng.random() < 0.05:
                     line["code"] = f"{rng.randrange(10000, 99999)}"
-        claim: dict[str, Any] = {"id": f"c{i}", "lines": lines, "date_of_service": dos.isoformat()}
-        if rng.random() < 0.3:
-            claim["place_of_service"] = rng.choice(("11", "22", "24"))
-        claims.append(claim)
+        claims.append({"id": f"c{i}", "lines": lines, "date_of_service": dos.isoformat()})
     return claims

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from rdflib import Graph, Literal, URIRef
+
 from spinekg.kg.errors import InputError
+from spinekg.kg.namespaces import PREFIXES
 
 # Joined header text (the 4 header lines above the data, per column) -> our field name.
 COLUMNS = {
@@ -62,6 +66,38 @@ DECIMALS = {
     "intra": "intraOperativeShare",
     "post": "postOperativeShare",
 }
+
+
+@dataclass(frozen=True)
+class Component:
+    """A modifier that selects a component row of the file (26, TC): the local name of its IRI under
+    the mod: prefix and its name, both from ontology/modifiers.ttl."""
+
+    local_name: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """What the importer takes from the ontology: the codes it knows (only their rows are imported) and
+    the component modifiers by notation."""
+
+    codes: frozenset[str]
+    components: Mapping[str, Component]
+
+
+def vocabulary(graph: Graph) -> Vocabulary:
+    """The codes (notations of cpt: individuals) and the component modifiers of the asserted ontology: a
+    component modifier is one the PC/TC indicator governs, named by its skos:altLabel."""
+    notation = URIRef(PREFIXES["skos"] + "notation")
+    codes = frozenset(str(o) for s, o in graph.subject_objects(notation) if str(s).startswith(PREFIXES["cpt"]))
+    components = {}
+    governs = URIRef(PREFIXES["skg"] + "governedByIndicator")
+    for modifier in graph.subjects(governs, URIRef(PREFIXES["ind"] + "PcTcIndicator")):
+        code, name = graph.value(modifier, notation), graph.value(modifier, URIRef(PREFIXES["skos"] + "altLabel"))
+        if isinstance(code, Literal) and isinstance(name, Literal) and str(modifier).startswith(PREFIXES["mod"]):
+            components[str(code)] = Component(str(modifier).removeprefix(PREFIXES["mod"]), str(name))
+    return Vocabulary(codes, components)
 
 
 @dataclass
@@ -114,10 +150,10 @@ def _decimal(value: str, where: str) -> str:
         raise InputError("PPRRVU.csv", f"{where}: {value!r} is not a number") from exc
 
 
-def pfs_to_turtle(path: Path, year: int, source: str, codes: set[str]) -> str:
-    """The Turtle module for the rows of ``codes`` in a PPRRVU file (deterministic order)."""
+def pfs_to_turtle(path: Path, year: int, source: str, known: Vocabulary) -> str:
+    """The Turtle module for the rows of the ontology's codes in a PPRRVU file (deterministic order)."""
     pfs = read_pprrvu(path)
-    rows = sorted((r for r in pfs.rows if r["hcpcs"] in codes), key=lambda r: (r["hcpcs"], r["mod"]))
+    rows = sorted((r for r in pfs.rows if r["hcpcs"] in known.codes), key=lambda r: (r["hcpcs"], r["mod"]))
     if not rows:
         raise InputError("PPRRVU.csv", f"{path.name}: none of the ontology's codes is in the file")
     factors = {r["cf"] for r in rows}
@@ -159,21 +195,24 @@ def pfs_to_turtle(path: Path, year: int, source: str, codes: set[str]) -> str:
         code, modifier = r["hcpcs"], r["mod"]
         where = f"{path.name} {code}{'-' + modifier if modifier else ''}"
         suffix = f"-{modifier}" if modifier else ""
-        part = {"26": " (professional component)", "TC": " (technical component)"}.get(modifier, "")
+        component = known.components.get(modifier) if modifier else None
+        if modifier and component is None:
+            expected = ", ".join(sorted(known.components)) or "none"
+            raise InputError("PPRRVU.csv", f"{where}: unexpected modifier row {modifier!r} (component modifiers: {expected})")
+        part = f" ({component.name})" if component else ""
         lines = [
             f"pfs:{year}-{code}{suffix} a owl:NamedIndividual, skg:FeeScheduleRecord ;",
             f'    rdfs:label "{year} fee schedule record for {code}{part}"@en ;',
             f"    skg:recordFor cpt:{code} ; skg:inRelease pfs:release-{year} ; skg:feeScheduleYear {year} ;",
         ]
-        if modifier:
-            if modifier not in ("26", "TC"):
-                raise InputError("PPRRVU.csv", f"{where}: unexpected modifier row {modifier!r}")
-            lines.append(f"    skg:componentModifier mod:{modifier} ;")
+        if component:
+            lines.append(f"    skg:componentModifier mod:{component.local_name} ;")
         values = " ; ".join(f"skg:{prop} {_decimal(r[field], where)}" for field, prop in DECIMALS.items())
         lines.append(f"    {values} ;")
+        # The layout's NA indicator fields are blank unless the setting is not applicable (RVU25D-layout.txt).
         flags = [
-            f"skg:nonFacilityNotApplicable {'true' if r['nf_na'] == 'NA' else 'false'}",
-            f"skg:facilityNotApplicable {'true' if r['f_na'] == 'NA' else 'false'}",
+            f"skg:nonFacilityNotApplicable {'true' if r['nf_na'] else 'false'}",
+            f"skg:facilityNotApplicable {'true' if r['f_na'] else 'false'}",
         ]
         lines.append(f"    {' ; '.join(flags)} ;")
         indicators = ", ".join(f"ind:{slug}-{r[field]}" for field, slug in INDICATORS.items())

@@ -22,7 +22,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spinekg.kg.claims import ClaimValidator
-from spinekg.kg.claims.checkers import KnownCodes, KnownModifiers
 from spinekg.kg.errors import InputError
 from spinekg.kg.graph import KnowledgeGraph, load_graph
 from tests.api.conftest import TEST_SETTINGS
@@ -37,15 +36,15 @@ def known() -> ClaimValidator:
 
 
 def known_codes() -> list[str]:
-    return sorted(next(c for c in known().checkers if isinstance(c, KnownCodes)).codes)
+    return sorted(known().known_values("code"))
 
 
 def known_modifiers() -> list[str]:
-    return sorted(next(c for c in known().checkers if isinstance(c, KnownModifiers)).modifiers)
+    return sorted(known().known_values("modifier"))
 
 
 def known_levels() -> list[str]:
-    return sorted(known().shared.vertebra_index)
+    return sorted(known().anatomy.index)
 
 
 ODD_TEXT = ["\ud800", "\udfff", "a\ud800b", "\x00", "\u202e", "\U0001f600", "", " ", "x" * 70, "ＡＢ", "٣"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -373,8 +373,8 @@ REMOTE_CASES = [
     ("code-facts", {"code": "22513"}),
     ("fee-schedule", {"code": "22511"}),
     ("modifiers-not-allowed", {"code": "22515"}),
-    ("vertebra", {"vertebra": "L5"}),
-    ("codes-at-vertebra", {"procedure": "augmentation", "vertebra": "S1"}),
+    ("vertebra", {"level": "L5"}),
+    ("codes-at-vertebra", {"procedure": "augmentation", "level": "S1"}),
 ]
 
 
@@ -405,10 +405,10 @@ def test_remote_rows_equal_embedded_rows(remote_rows: dict[str, Any], name: str)
 @pytest.mark.slow
 def test_remote_values_are_typed(remote_rows: dict[str, Any]) -> None:
     facts = remote_rows["code-facts"][2][0]
-    assert isinstance(facts["validFrom"], datetime) and str(facts["validFrom"]) == "2015-01-01 00:00:00"
+    assert isinstance(facts["valid_from"], date) and str(facts["valid_from"]) == "2015-01-01"
     fee = remote_rows["fee-schedule"][2][0]
-    assert isinstance(fee["year"], int) and isinstance(fee["workRvu"], Decimal)
-    assert isinstance(fee["nonFacilityNotApplicable"], bool)
+    assert isinstance(fee["year"], int) and isinstance(fee["rvu__work"], Decimal)
+    assert isinstance(fee["non_facility_not_applicable"], bool) and isinstance(fee["contractor_priced"], bool)
     vertebra = remote_rows["vertebra"][2][0]
     assert isinstance(vertebra["transitional"], bool) and vertebra["transitional"] is False
     assert isinstance(vertebra["sequence"], int)

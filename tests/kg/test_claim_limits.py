@@ -19,7 +19,6 @@ import orjson
 import pytest
 
 from spinekg.kg.claims import ClaimValidator, engine
-from spinekg.kg.claims.checkers import KnownCodes, KnownModifiers
 from spinekg.kg.claims.engine import LineTooLong, read_ndjson
 from spinekg.kg.claims.limits import MAX_CLAIM_BYTES, MAX_CLAIM_LINES, claim_limits, limit_from_env
 from spinekg.kg.errors import InputError
@@ -50,7 +49,7 @@ def alternating(n: int) -> list[dict[str, Any]]:
 
 
 def vertebrae(v: ClaimValidator) -> list[str]:
-    return sorted(v.shared.vertebra_index, key=v.shared.vertebra_index.__getitem__)
+    return sorted(v.anatomy.index, key=v.anatomy.index.__getitem__)
 
 
 # ---------------------------------------------------------------------------------------------- line limit
@@ -82,7 +81,8 @@ def test_a_limit_per_validator_and_per_call(graph: KnowledgeGraph, validator: Cl
 
 def test_a_line_names_at_most_one_level_per_vertebra(validator: ClaimValidator) -> None:
     levels = vertebrae(validator)
-    assert validator.validate(claim([{"code": "22512", "units": len(levels), "levels": levels}]), today=TODAY)
+    verdict = validator.validate(claim([{"code": "22512", "units": len(levels), "levels": levels}]), today=TODAY)
+    assert verdict["findings"] and {tuple(f["lines"]) for f in verdict["findings"]} == {(1,)}, "checked, not refused"
     with pytest.raises(InputError) as info:
         validator.validate(claim([{"code": "22512", "levels": [*levels, "L1"]}]), today=TODAY)
     assert info.value.field == "lines[0].levels" and str(len(levels)) in info.value.detail
@@ -208,8 +208,8 @@ def _worst(v: ClaimValidator) -> Callable[[int], dict[str, Any]]:
 def _random(v: ClaimValidator) -> Callable[[int], dict[str, Any]]:
     import random
 
-    codes = sorted(next(c for c in v.checkers if isinstance(c, KnownCodes)).codes)
-    modifiers = sorted(next(c for c in v.checkers if isinstance(c, KnownModifiers)).modifiers)
+    codes = sorted(v.known_values("code"))
+    modifiers = sorted(v.known_values("modifier"))
     levels = vertebrae(v)
 
     def make(n: int) -> dict[str, Any]:
@@ -258,6 +258,7 @@ def test_each_rule_reports_a_group_of_lines_at_most_once(unlimited: ClaimValidat
         c = make(200)
         verdict = unlimited.validate(c, today=TODAY)
         budget = sum(1 + len(set(ln.get("levels", []))) + len(set(ln.get("modifiers", []))) for ln in c["lines"])
+        assert verdict["findings"], "these lines trip many rules: an empty verdict would check nothing below"
         for rule in {f["rule"] for f in verdict["findings"]}:
             found = [f for f in verdict["findings"] if f["rule"] == rule]
             assert len(found) <= budget, rule
@@ -278,12 +279,17 @@ def test_the_suggestion_loop_is_bounded(validator: ClaimValidator, monkeypatch: 
         return findings(c)
 
     monkeypatch.setattr(validator, "findings", counting)
-    for make in (_worst(validator), _random(validator), lambda n: claim(alternating(n))):
+    two_primaries = [{"code": "22510", "levels": ["T10"]}, {"code": "22511", "levels": ["L2"]}]  # README's example
+    suggested = 0
+    for make in (_worst(validator), _random(validator), lambda n: claim(alternating(n)), lambda n: claim(two_primaries)):
         calls = 0
-        verdict = validator.validate(make(50), today=TODAY)
+        c = make(50)
+        verdict = validator.validate(c, today=TODAY)
         assert calls <= 1 + engine.MAX_REPAIR_ROUNDS
         if verdict["suggestion"] is not None:
-            assert len(verdict["suggestion"]["lines"]) <= engine.MAX_SUGGESTION_GROWTH * 50
+            suggested += 1
+            assert len(verdict["suggestion"]["lines"]) <= engine.MAX_SUGGESTION_GROWTH * len(c["lines"])
+    assert suggested, "no claim above got a suggestion: the bound on its size was never checked"
 
 
 def test_a_suggestion_that_would_outgrow_the_claim_is_withheld(
@@ -354,8 +360,10 @@ def test_each_ndjson_line_is_bounded_like_a_claim(graph: KnowledgeGraph) -> None
     ]
     out = [(orjson.loads(x), kind) for x, kind in v.validate_stream(lines, today=TODAY)]
     assert [kind for _, kind in out] == ["invalid", "error", "error", "valid"]
-    assert out[1][0] == {"line": 2, "error": {"field": "lines", "message": out[1][0]["error"]["message"]}}
-    assert "at most 3" in out[1][0]["error"]["message"]
+    with pytest.raises(InputError) as single:  # the same claim on the single-claim path
+        v.validate(claim(alternating(4), id=2), today=TODAY)
+    assert out[1][0] == {"line": 2, "error": {"field": "lines", "message": single.value.detail}}
+    assert "4 lines" in single.value.detail and "at most 3" in single.value.detail
     assert out[2][0]["line"] == 3 and "at most 200" in out[2][0]["error"]["message"]
 
 
@@ -405,7 +413,7 @@ def test_the_cli_batch_bounds_each_line() -> None:
 def test_typo_hints_are_bounded_per_claim(validator: ClaimValidator) -> None:
     """A "did you mean" costs a fuzzy match over every known code: the first MAX_HINTS distinct
     unknown codes of a claim get one, so that a claim of 50 made-up codes stays cheap."""
-    from spinekg.kg.claims.checkers import MAX_HINTS
+    from spinekg.kg.claims.kinds import MAX_HINTS
 
     near = [f"2251{d}" for d in range(6, 10)] + [f"2252{d}" for d in range(6, 10)] + ["22898", "22897"]
     verdict = validator.validate(claim([{"code": c} for c in near + near]), today=TODAY)

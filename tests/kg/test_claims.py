@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from spinekg.kg.claims import ClaimValidator
-from spinekg.kg.claims.checkers import CHECKERS
 from spinekg.kg.errors import InputError
 from spinekg.kg.graph import KnowledgeGraph
 from spinekg.kg.queries import discover
@@ -100,13 +99,12 @@ def test_cases_name_only_known_rules() -> None:
     assert named <= set(RULE_IDS), named - set(RULE_IDS)
 
 
-@pytest.mark.parametrize("rule", RULE_IDS)
-def test_rule_templates_use_only_their_checker_variables(validator: ClaimValidator, rule: str) -> None:
-    compiled = next(r for r in validator.rules if r.id == rule)
-    checker = CHECKERS[compiled.check]
-    values = {name: f"<{name}>" for name in checker.variables}
-    compiled.message.format_map(values)
-    compiled.fix.format_map(values)
+def test_cases_use_only_the_keys_test_claim_case_reads() -> None:
+    """A misspelt key (`sugestion:`, `test:`) would be skipped silently and check nothing."""
+    for case in CLAIM_CASES:
+        assert set(case) <= {"id", "claim", "expect", "tests", "why"}, case["id"]
+        known = {"valid", "rules", "errors", "severities", "message", "lines", "suggestion"}
+        assert set(case["expect"]) <= known, f"{case['id']}: {set(case['expect']) - known}"
 
 
 @pytest.mark.parametrize("case", BAD_INPUT, ids=[c["id"] for c in BAD_INPUT])

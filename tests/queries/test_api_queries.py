@@ -15,6 +15,10 @@ CASES = load_cases("queries.yaml")
 def test_named_query(graph: KnowledgeGraph, case: dict) -> None:
     rows = get_query(case["query"]).run(graph, case.get("params", {})).values()
     expect = case["expect"]
+    checks = {"equals", "includes", "excludes", "rows", "first"}
+    assert set(expect) <= checks | {"column", "split"}, f"unknown keys: {set(expect) - checks - {'column', 'split'}}"
+    assert checks & set(expect), "the case checks nothing"
+    assert "column" in expect or not ({"equals", "includes", "excludes"} & set(expect)), "equals/includes/excludes need a column"
     column = expect.get("column")
     values: set[str] = set()
     for r in rows if column else []:

@@ -1,0 +1,13 @@
+"""Small wording helpers shared by the claim rules and the fact pages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+def either(items: Iterable[str]) -> str:
+    """ "A", "A or B", "A, B or C" (duplicates dropped, order kept); "" for none."""
+    values = list(dict.fromkeys(items))
+    if len(values) <= 1:
+        return "".join(values)
+    return ", ".join(values[:-1]) + " or " + values[-1]
