@@ -112,7 +112,7 @@ def test_installed_wheel_builds_queries_and_checks_claims(installed: dict[str, P
 
     pairs = _run(installed, "query", "pairs-with", "-p", "code=22512", "-f", "json")
     assert pairs.returncode == 0, pairs.stderr
-    assert {row["partner"] for row in json.loads(pairs.stdout)} == {"22510", "22511"}
+    assert {row["other_code"] for row in json.loads(pairs.stdout)} == {"22510", "22511"}
 
     claim = {"date_of_service": "2026-05-05", "lines": [{"code": "22512", "levels": ["L4"]}]}
     verdict = _run(installed, "validate", "-", stdin=json.dumps(claim))

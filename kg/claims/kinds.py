@@ -16,6 +16,7 @@ never one per pair of lines, and no kind compares every line with every other li
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -111,6 +112,9 @@ class Kind:
     cases: ClassVar[tuple[str, ...]] = ("default",)
     repairs: ClassVar[tuple[str, ...]] = ()
     options: ClassVar[dict[str, tuple[str, ...]]] = {}  # option -> allowed values, the first the default
+    # True: ``relevant`` reads the shape's codes and day only (the engine then asks once per set of
+    # codes and period between the rules' dates); False: it reads the codes and flags, never the day
+    by_day: ClassVar[bool] = False
 
     def __init__(self, rule: Rule, rows: list[Row], anatomy: Anatomy) -> None:
         self.rule = rule
@@ -184,6 +188,7 @@ class Known(Kind):
 
 class DateWindow(Kind):
     name = "date-window"
+    by_day = True
     summary = (
         "A code is billed on a date of service outside the dates it is valid (before its start, or on or after its deletion)."
     )
@@ -242,6 +247,7 @@ class RequiresPartner(Kind):
     where the partner should be, and names the add-on that goes with it."""
 
     name = "requires-partner"
+    by_day = True
     summary = "A code (an add-on) is billed without any of the codes it must be billed with."
     columns = ("code", "partner")
     optional = ("valid_from", "deleted_on", "other", "correct", "partner_covers")
@@ -268,6 +274,8 @@ class RequiresPartner(Kind):
         self.always = {k: frozenset(v) for k, v in always.items()}
         self.dated = dict(dated)
         self.codes = frozenset(self.always) | frozenset(self.dated)
+        self._dates = sorted(set(self.dates()))
+        self._on: dict[tuple[str, int], frozenset[str] | None] = {}  # (code, period) -> partners
 
     def relevant(self, shape: Shape) -> bool:
         for code in self.codes & shape.codes:
@@ -283,14 +291,16 @@ class RequiresPartner(Kind):
 
     def partners_on(self, code: str, dos: date) -> frozenset[str] | None:
         """The partners of a code on a date of service; None when no row of it applies then."""
-        always = self.always.get(code)
         rows = self.dated.get(code)
         if rows is None:
-            return always
+            return self.always.get(code)
+        key = (code, bisect_right(self._dates, dos))  # the rows in force change only at their dates
+        if key in self._on:
+            return self._on[key]
         found = {p for p, start, end in rows if in_force(start, end, dos)}
-        if always:
-            found |= always
-        return frozenset(found) if found else None
+        found |= self.always.get(code, frozenset())
+        partners = self._on[key] = frozenset(found) if found else None
+        return partners
 
     def check(self, ctx: Context, out: list[Finding]) -> None:
         for code, lines in ctx.by_code.items():
@@ -887,6 +897,7 @@ class Bundle(Kind):
     ``bypass_rank`` orders the modifiers the fix proposes, lowest first)."""
 
     name = "bundle"
+    by_day = True
     summary = (
         "A component code is billed with the comprehensive code that includes it (in the session, at the same level, "
         "or at another level without a modifier that shows it was distinct)."
