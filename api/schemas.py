@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StrictInt, StringConstraints, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from spinekg.kg.claims.limits import MAX_CLAIM_LINES, MAX_ID_LENGTH, MAX_LINES_CEILING
+from spinekg.kg.claims.limits import MAX_CLAIM_LINES, MAX_ID_LENGTH, MAX_LEVELS_CEILING, MAX_LINES_CEILING
 from spinekg.kg.claims.parse import parse_id
 from spinekg.kg.errors import InputError
 from spinekg.kg.facts.codes import CODE_FORMAT
@@ -55,8 +55,8 @@ class ClaimLine(BaseModel):
     units: StrictInt = Field(1, ge=1, le=999, description="units of service (one per vertebral body for 22510-22515)")
     levels: list[Level] = Field(
         default_factory=list,
-        max_length=31,
-        description="treated vertebrae: C1-C7, T1-T12, L1-L6, S1-S5, Co",
+        max_length=MAX_LEVELS_CEILING,  # refused unread beyond it; kg allows one per vertebra the graph knows
+        description="treated vertebrae by name, as GET /vertebrae lists them (e.g. T7, L6, Co); at most one per vertebra",
         examples=[["L3"]],
     )
 

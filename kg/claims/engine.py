@@ -19,7 +19,7 @@ import orjson
 from spinekg.kg.claims.kinds import KINDS, Anatomy, Context, Kind, Known, Shape
 from spinekg.kg.claims.limits import MAX_CLAIM_BYTES, MAX_CLAIM_LINES
 from spinekg.kg.claims.model import Claim, Finding, Line, Repair
-from spinekg.kg.claims.parse import load_json, parse_claim
+from spinekg.kg.claims.parse import CLAIM_KEYS, load_json, parse_claim
 from spinekg.kg.claims.rules import Rule
 from spinekg.kg.errors import InputError, SpinekgError
 from spinekg.kg.graph import KnowledgeGraph
@@ -29,6 +29,7 @@ from spinekg.kg.queries import NamedQuery, discover, get_query, load_query
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 DISPATCH_CACHE = 16384  # claim shapes whose relevant rules are remembered, per cache (a few MB at most)
 _NONE: frozenset[str] = frozenset()
+_CLAIM_FIELDS = frozenset(CLAIM_KEYS)
 MAX_REPAIR_ROUNDS = 6
 MAX_SUGGESTION_GROWTH = 2  # a suggested claim holds at most this many times the lines of the claim
 READ_CHUNK = 64 * 1024
@@ -126,7 +127,8 @@ class ClaimValidator:
         self._dated_rules = [c for c in self.checkers if c.by_day]
         self._undated_rules = [c for c in self.checkers if not c.by_day]
         self.dates = sorted({d for checker in self._dated_rules for d in checker.dates()})
-        self._undated: dict[tuple[frozenset[str], bool, bool, frozenset[str]], tuple[Kind, ...]] = {}
+        self._undated: dict[frozenset[str], tuple[Kind, ...]] = {}
+        self._any_flagged = any(c.flagged for c in self._undated_rules)
         self._dated: dict[tuple[frozenset[str], int], tuple[Kind, ...]] = {}
 
     def known_values(self, field: str) -> frozenset[str]:
@@ -138,8 +140,9 @@ class ClaimValidator:
     def relevant(self, ctx: Context) -> list[Kind]:
         """The rules that can fire on a claim of this shape, asked once per shape and remembered in two
         bounded caches (the shapes come from user input): the rules that depend on the date by the
-        claim's codes and the period of its date between the rules' dates, the others by its codes,
-        whether lines carry modifiers or name no level, and the fields the parser assumed."""
+        claim's codes and the period of its date between the rules' dates, the others by its codes
+        alone, those among them that read the claim's flags (modifiers, lines without levels, assumed
+        fields) then asked claim by claim."""
         period = bisect_right(self.dates, ctx.dos)
         dated_key = (ctx.codes, period)
         dated = self._dated.get(dated_key)
@@ -147,12 +150,13 @@ class ClaimValidator:
             # any day of the period stands for all of it: its first day (or the claim's, before the first date)
             shape = Shape(ctx.codes, False, False, _NONE, self.dates[period - 1] if period else ctx.dos)
             dated = _remember(self._dated, dated_key, tuple(c for c in self._dated_rules if c.relevant(shape)))
-        assumed = frozenset(ctx.claim.assumed) if ctx.claim.assumed else _NONE
-        undated_key = (ctx.codes, ctx.modifiers, ctx.levelless, assumed)
-        undated = self._undated.get(undated_key)
+        undated = self._undated.get(ctx.codes)
         if undated is None:
-            shape = Shape(ctx.codes, ctx.modifiers, ctx.levelless, assumed, ctx.dos)
-            undated = _remember(self._undated, undated_key, tuple(c for c in self._undated_rules if c.relevant(shape)))
+            # every flag set: the rules that read flags say per claim whether they apply (``applies``)
+            shape = Shape(ctx.codes, True, True, _CLAIM_FIELDS, ctx.dos)
+            undated = _remember(self._undated, ctx.codes, tuple(c for c in self._undated_rules if c.relevant(shape)))
+        if self._any_flagged:
+            undated = tuple(c for c in undated if not c.flagged or c.applies(ctx))
         return [*dated, *undated]
 
     def findings(self, claim: Claim, prune: bool = True) -> list[Finding]:

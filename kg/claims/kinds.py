@@ -115,6 +115,10 @@ class Kind:
     # True: ``relevant`` reads the shape's codes and day only (the engine then asks once per set of
     # codes and period between the rules' dates); False: it reads the codes and flags, never the day
     by_day: ClassVar[bool] = False
+    # True: ``applies`` says, claim by claim, whether the claim's flags (modifiers, lines without
+    # levels, assumed fields) let the rule fire; the engine caches ``relevant`` by codes alone and
+    # asks ``applies`` of these rules only
+    flagged: ClassVar[bool] = False
 
     def __init__(self, rule: Rule, rows: list[Row], anatomy: Anatomy) -> None:
         self.rule = rule
@@ -131,6 +135,11 @@ class Kind:
     def relevant(self, shape: Shape) -> bool:
         """False when the rule cannot fire on any claim of this shape (the engine then skips it)."""
         return not self.codes.isdisjoint(shape.codes)
+
+    def applies(self, ctx: Context) -> bool:
+        """For a ``flagged`` kind: whether this claim's flags let the rule fire (a cheap, exact or
+        generous test; ``check`` decides)."""
+        return True
 
     def dates(self) -> Iterable[date]:
         """The dates at which the rule's table changes (a code's start or deletion, a limit's start, a
@@ -160,8 +169,13 @@ class Known(Kind):
         self._closest: dict[str, str] = {}
         self.field = self.option("field")
 
+    flagged = True
+
     def relevant(self, shape: Shape) -> bool:
         return not shape.codes <= self.values if self.field == "code" else shape.modifiers
+
+    def applies(self, ctx: Context) -> bool:
+        return self.field == "code" or ctx.modifiers
 
     def closest(self, value: str) -> str:
         hint = self._closest.get(value)
@@ -749,6 +763,11 @@ class FieldMissing(Kind):
             )
         self.codes = frozenset().union(*self.line_fields.values()) if self.line_fields else frozenset()
 
+    flagged = True
+
+    def applies(self, ctx: Context) -> bool:
+        return bool(ctx.claim.assumed and self.claim_fields) or (ctx.levelless and bool(self.line_fields))
+
     def relevant(self, shape: Shape) -> bool:
         if not shape.assumed.isdisjoint(self.claim_fields):
             return True
@@ -842,8 +861,13 @@ class ModifierAllowed(Kind):
         self.years = sorted(self.by_year)
         self.codes = frozenset(c for c, _ in self.always) | frozenset(c for table in self.by_year.values() for c, _ in table)
 
+    flagged = True
+
     def relevant(self, shape: Shape) -> bool:
         return shape.modifiers and not self.codes.isdisjoint(shape.codes)
+
+    def applies(self, ctx: Context) -> bool:
+        return ctx.modifiers
 
     def dates(self) -> Iterable[date]:
         return (date(year, 1, 1) for year in self.years)

@@ -12,6 +12,7 @@ from spinekg.kg.errors import InputError
 MAX_CLAIM_LINES = 50  # X12 837P: the service line loop (2400) repeats at most 50 times per claim
 MAX_LINES_CEILING = 10_000  # the highest line limit a setting may choose (a claim body is refused beyond it unread)
 MAX_CLAIM_BYTES = 64 * 1024  # one claim as JSON; a 50-line claim naming every level fits in a quarter of it
+MAX_LEVELS_CEILING = 128  # a line's levels, refused unread beyond it; the real limit is one per vertebra of the graph
 MAX_ID_LENGTH = 64  # X12 CLM01 (patient control number) holds 38 characters; room for local schemes
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # a numeric id must survive any JSON reader and writer
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(slots=True)
@@ -43,14 +43,38 @@ class Repair:
     new_lines: tuple[Line, ...] = ()
 
 
+class Wording(Protocol):
+    def words(self, variables: dict[str, Any], case: str, unverified: bool) -> tuple[str, str]: ...
+
+
 @dataclass(slots=True)
 class Finding:
+    """A rule's finding. Its message and fix are worded when first read (a verdict reads them; the
+    re-checks of a suggestion do not), from the rule's templates, the variables and the case."""
+
     rule: str
     severity: str
     lines: tuple[int, ...]
-    message: str
-    fix: str
+    variables: dict[str, Any]
+    case: str
+    wording: Wording = field(compare=False, repr=False)
     sources: tuple[str, ...]
     status: str = "verified"
     repairs: tuple[Repair, ...] = field(default=())
     priority: int = 50
+    _words: tuple[str, str] | None = field(default=None, compare=False, repr=False)
+
+    def _worded(self) -> tuple[str, str]:
+        if self._words is None:
+            self._words = self.wording.words(
+                self.variables, self.case, self.status == "unverified" and self.severity == "warning"
+            )
+        return self._words
+
+    @property
+    def message(self) -> str:
+        return self._worded()[0]
+
+    @property
+    def fix(self) -> str:
+        return self._worded()[1]

@@ -135,23 +135,30 @@ class Rule:
         repairs: tuple[Repair, ...] = (),
         case: str = "default",
     ) -> Finding:
-        """Word a finding from the header's templates; an unverified basis turns an error into a warning."""
-        message = self.message[case].format_map(variables)
+        """A finding of this rule; an unverified basis turns an error into a warning. It is worded from
+        the header's templates when its message is first read (kg/claims/model.py)."""
         severity = self.severity
         if status == "unverified" and severity == "error":
             severity = "warning"
-            message += UNVERIFIED_NOTE
         return Finding(
             rule=self.id,
             severity=severity,
             lines=lines,
-            message=message,
-            fix=self.fix[case].format_map(variables),
+            variables=variables,
+            case=case,
+            wording=self,
             sources=tuple(dict.fromkeys(self.sources + sources)) if sources else self.sources,
             status=status,
             repairs=repairs if severity == "error" else (),
             priority=self.priority,
         )
+
+    def words(self, variables: dict[str, Any], case: str, downgraded: bool) -> tuple[str, str]:
+        """The message and fix of a finding: the case's templates filled in with its variables."""
+        message = self.message[case].format_map(variables)
+        if downgraded and self.severity == "error":
+            message += UNVERIFIED_NOTE
+        return message, self.fix[case].format_map(variables)
 
     def describe(self) -> dict[str, Any]:
         one = len(set(self.message.values())) == 1 and len(set(self.fix.values())) == 1
