@@ -99,6 +99,32 @@ class Finding(BaseModel):
     sources: list[Source]
 
 
+class RuleInfo(BaseModel):
+    id: str = Field(description="the rule id: a file stem in queries/rules/ (or the site's SPINEKG_RULES_DIR)")
+    kind: str = Field(description="the rule kind that applies its table (GET /claims/rule-kinds)")
+    severity: str
+    summary: str
+    description: str
+    message: str | dict[str, str] = Field(description="the message template, or one per case the kind distinguishes")
+    fix: str | dict[str, str]
+    repair: str | None = Field(description="the correction the rule proposes for the suggested claim, if any")
+    options: dict[str, str]
+    sources: list[Source]
+    effective: int | None = None
+
+
+class RuleKind(BaseModel):
+    kind: str
+    summary: str
+    columns: list[str] = Field(description="the columns a rule's table must have")
+    optional_columns: list[str]
+    variables: list[str] = Field(description="what message and fix templates may use, as {name}")
+    cases: list[str] = Field(description="the cases a rule of the kind may word differently")
+    repairs: list[str]
+    options: dict[str, list[str]]
+    rules: list[str] = Field(description="the loaded rules of this kind")
+
+
 class SuggestedLine(BaseModel):
     code: str
     modifiers: list[str]

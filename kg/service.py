@@ -66,6 +66,16 @@ class KnowledgeService:
 
     # ------------------------------------------------------------------ claims, SPARQL, ontology
 
+    def rules(self) -> list[dict[str, Any]]:
+        """The claim rules loaded (packaged and the site's own), with their sources."""
+        return self.validator.describe_rules()
+
+    def rule_kinds(self) -> list[dict[str, Any]]:
+        """The rule kinds, each with the rules written in it."""
+        from spinekg.kg.claims.engine import describe_kinds
+
+        return [k | {"rules": [r.id for r in self.validator.rules if r.kind == k["kind"]]} for k in describe_kinds()]
+
     def validate(self, claim: Any, max_lines: int | None = None) -> dict[str, Any]:
         """The verdict for one claim; InputError (naming the field) for unusable input or more than
         ``max_lines`` lines. CPU-bound: an async caller runs it in a worker thread."""

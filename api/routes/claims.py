@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from spinekg.api.capped import CappedRoute
 from spinekg.api.responses import JSON, dumps
-from spinekg.api.schemas import BatchRequest, BatchResponse, Claim, ErrorBody, Verdict
+from spinekg.api.schemas import BatchRequest, BatchResponse, Claim, ErrorBody, RuleInfo, RuleKind, Verdict
 from spinekg.api.settings import Settings
 from spinekg.kg.claims.parse import load_json
 from spinekg.kg.errors import InputError
@@ -173,3 +173,17 @@ router.add_api_route(
     },
     route_class_override=BatchRoute,
 )
+
+
+@router.get("/rules", response_model=list[RuleInfo], summary="The claim rules: kind, severity, templates, repair and sources of each")
+def rules(request: Request) -> Response:
+    return JSON(request.app.state.service.rules())
+
+
+@router.get(
+    "/rule-kinds",
+    response_model=list[RuleKind],
+    summary="The rule kinds: the table each reads, its template variables, cases and repairs, and its rules",
+)
+def rule_kinds(request: Request) -> Response:
+    return JSON(request.app.state.service.rule_kinds())

@@ -5,19 +5,27 @@ else the union of the asserted and the inferred graph); results by Accept (q-val
 description (Turtle, JSON-LD, RDF/XML) when no query is given.
 
 Queries are awaited on the SPARQL pool's own queue (kg.sparql), never on the server's threadpool: a
-flood of slow queries gets 503s with Retry-After while every other route goes on answering."""
+flood of slow queries gets 503s with Retry-After while every other route goes on answering.
+
+Both operations are answered by ``answer_request`` alone (``LeanRoute``): FastAPI documents them from
+their signatures but solves no dependency and validates no parameter per request. Every parameter is
+read from the query string or the form as a list (repeated values mean the same in GET and POST), so
+the validation was never used, and it (with two dependencies run in the threadpool) cost /sparql about
+a third of its time (bench/sparql_bench.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Query, Request
+from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
-from spinekg.api.deps import ServiceDep, SettingsDep
 from spinekg.api.responses import JSON
 from spinekg.api.settings import Settings
 from spinekg.kg.errors import InputError
@@ -37,7 +45,25 @@ from spinekg.kg.sparql import (
     service_description,
 )
 
-router = APIRouter(tags=["SPARQL"])
+
+class LeanRoute(APIRoute):
+    """A documented operation answered by ``answer_request`` with the bare Request: no dependency
+    solving, no parameter validation (the endpoint functions declare their parameters for the OpenAPI
+    document only, and call the same ``answer_request``). Errors are raised to the app's exception
+    handlers, as from any route; a method the route does not take is left to FastAPI (405)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        return answer_request
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] not in (self.methods or ()):
+            await super().handle(scope, receive, send)
+            return
+        response = await answer_request(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+
+router = APIRouter(tags=["SPARQL"], route_class=LeanRoute)
 
 FORMAT_PARAMETERS = ("format", "output", "results")
 UPDATE_REFUSED = {"detail": "updates are refused: the SPARQL endpoint is read-only", "field": "update"}
@@ -63,6 +89,25 @@ SPARQL_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: _error("the query is too long or missing"),
     503: _error("the query ran past the time or memory limit, or too many queries are waiting (Retry-After)"),
 }
+
+
+# Query strings parsed, by their raw bytes: clients send the same queries over and over, and unquoting a
+# SELECT of a few hundred characters costs more than the rest of the route. Long ones are parsed each time,
+# so that the cache holds at most QUERY_STRING_CACHE_SIZE x QUERY_STRING_CACHE_LENGTH bytes of keys.
+QUERY_STRING_CACHE_SIZE, QUERY_STRING_CACHE_LENGTH = 256, 16_384
+
+
+def _parse_query_string(raw: bytes) -> tuple[tuple[str, str], ...]:
+    # as Starlette's Request.query_params reads it
+    return tuple(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+
+
+_cached_query_string = functools.lru_cache(maxsize=QUERY_STRING_CACHE_SIZE)(_parse_query_string)
+
+
+def query_params(raw: bytes) -> list[tuple[str, str]]:
+    """The parameters of a query string, in order, repeated ones repeated."""
+    return list(_cached_query_string(raw) if len(raw) <= QUERY_STRING_CACHE_LENGTH else _parse_query_string(raw))
 
 
 def _values(params: Sequence[tuple[str, str]], name: str) -> list[str]:
@@ -91,7 +136,7 @@ def _protocol_request(params: Sequence[tuple[str, str]], accept: str | None, set
     )
 
 
-def _pool_config(settings: Settings) -> SparqlPoolConfig:
+def pool_config(settings: Settings) -> SparqlPoolConfig:
     return SparqlPoolConfig(
         workers=settings.sparql_workers,
         memory_bytes=settings.sparql_worker_memory_mb * 1024 * 1024,
@@ -129,12 +174,56 @@ async def _answer(params: Sequence[tuple[str, str]], request: Request, service: 
     sparql = _protocol_request(params, accept, settings)
     if sparql is None:
         return _description(params, accept, settings)
-    result = await service.sparql_pool(_pool_config(settings)).run_async(sparql)
+    result = await service.sparql_pool(pool_config(settings)).run_async(sparql)
     headers = {"Vary": "Accept"}
     if result.truncated:
         headers["X-SPARQL-MaxRows"] = str(settings.sparql_max_rows)
         headers["Warning"] = f'199 - "result cut to {settings.sparql_max_rows} rows; add LIMIT/OFFSET"'
     return Response(result.body, media_type=result.media_type, headers=headers)
+
+
+async def answer_request(request: Request) -> Response:
+    """GET or POST /sparql, from the request alone."""
+    service: KnowledgeService = request.app.state.service
+    settings: Settings = request.app.state.settings
+    params = query_params(request.scope["query_string"])
+    if request.method != "POST":
+        return await _answer(params, request, service, settings)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/sparql-update":
+        return JSON(UPDATE_REFUSED, status_code=403)
+    if content_type not in ("application/sparql-query", "application/x-www-form-urlencoded", ""):
+        return JSON(
+            {"detail": "send application/sparql-query or a form with a query field", "field": "Content-Type"},
+            status_code=415,
+        )
+    limit = settings.max_query_length * 4
+    body = bytearray()
+    try:
+        async for chunk in request.stream():  # stop reading at the limit rather than buffer any body
+            body += chunk
+            if len(body) > limit:
+                raise InputError("query", "the request body is too large")
+    except ClientDisconnect:
+        # The client went away mid-body: nobody will read an answer, and it is no server error to log.
+        return Response(status_code=400)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError("query", "the body is not UTF-8") from None
+    if content_type == "application/sparql-query":
+        if not text.strip():
+            raise InputError("query", "the body holds no query")
+        params = [(k, v) for k, v in params if k != "query"] + [("query", text)]
+    else:
+        try:
+            form = parse_qsl(text, keep_blank_values=True, max_num_fields=1000)
+        except ValueError:
+            raise InputError("query", "the form has too many fields") from None
+        if not any(v.strip() for v in _values(form, "query")) and not _values(form, "update") and not _values(params, "update"):
+            raise InputError("query", "the form has no 'query' field")
+        params = [(k, v) for k, v in params if k != "query"] + form
+    return await _answer(params, request, service, settings)
 
 
 @router.get(
@@ -144,10 +233,7 @@ async def _answer(params: Sequence[tuple[str, str]], request: Request, service: 
 )
 async def sparql_get(
     request: Request,
-    service: ServiceDep,
-    settings: SettingsDep,
-    # Declared for the documentation; every parameter is read from the query string as a list, so that
-    # repeated values mean the same in GET and POST.
+    # Declared for the documentation only (see LeanRoute): answer_request reads them from the query string.
     query: Annotated[
         str | None,
         Query(
@@ -167,7 +253,7 @@ async def sparql_get(
         Query(description="override Accept: json, xml, csv, tsv, turtle, n3, nt, json-ld, rdf, or a media type; also as output="),
     ] = None,
 ) -> Response:
-    return await _answer(list(request.query_params.multi_items()), request, service, settings)
+    return await answer_request(request)
 
 
 @router.post(
@@ -193,40 +279,5 @@ async def sparql_get(
     },
     summary="SPARQL query via POST: a form field 'query' or an application/sparql-query body",
 )
-async def sparql_post(request: Request, service: ServiceDep, settings: SettingsDep) -> Response:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type == "application/sparql-update":
-        return JSON(UPDATE_REFUSED, status_code=403)
-    if content_type not in ("application/sparql-query", "application/x-www-form-urlencoded", ""):
-        return JSON(
-            {"detail": "send application/sparql-query or a form with a query field", "field": "Content-Type"},
-            status_code=415,
-        )
-    limit = settings.max_query_length * 4
-    body = bytearray()
-    try:
-        async for chunk in request.stream():  # stop reading at the limit rather than buffer any body
-            body += chunk
-            if len(body) > limit:
-                raise InputError("query", "the request body is too large")
-    except ClientDisconnect:
-        # The client went away mid-body: nobody will read an answer, and it is no server error to log.
-        return Response(status_code=400)
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError("query", "the body is not UTF-8") from None
-    params = list(request.query_params.multi_items())
-    if content_type == "application/sparql-query":
-        if not text.strip():
-            raise InputError("query", "the body holds no query")
-        params = [(k, v) for k, v in params if k != "query"] + [("query", text)]
-    else:
-        try:
-            form = parse_qsl(text, keep_blank_values=True, max_num_fields=1000)
-        except ValueError:
-            raise InputError("query", "the form has too many fields") from None
-        if not any(v.strip() for v in _values(form, "query")) and not _values(form, "update") and not _values(params, "update"):
-            raise InputError("query", "the form has no 'query' field")
-        params = [(k, v) for k, v in params if k != "query"] + form
-    return await _answer(params, request, service, settings)
+async def sparql_post(request: Request) -> Response:
+    return await answer_request(request)

@@ -508,9 +508,12 @@ class UnitLimit(Kind):
                 )
                 break
         for name, members, maximum, row, sources in self.groups:
-            present = members.intersection(ctx.units)
-            total = sum(ctx.units[c] for c in present)
+            total = 0
+            for code, units in ctx.units.items():
+                if code in members:
+                    total += units
             if total > maximum:
+                present = members.intersection(ctx.units)
                 indexes = tuple(ln.index for ln in ctx.lines if ln.code in present)
                 variables = {"code": either(sorted(present)), "units": total, "max": maximum, "limit_kind": "", "group": name}
                 out.append(
@@ -816,25 +819,33 @@ class OneCodeForLevels(Kind):
         self.codes = frozenset(self.members)
 
     def check(self, ctx: Context, out: list[Finding]) -> None:
+        members = self.members
         groups: dict[str, list[Line]] = {}
         for line in ctx.lines:
-            group = self.members.get(line.code)
+            group = members.get(line.code)
             if group is not None and line.levels:
                 groups.setdefault(group, []).append(line)
         for group, lines in groups.items():
             covering = self.covering[group]
-            found = [covering.get(lv) for ln in lines for lv in ln.levels]
-            sets = [codes for codes in found if codes]
-            if len(sets) < len(found) or set.intersection(*sets):
-                continue  # one code covers every level (or a level none covers: the coverage rule reports it)
-            levels = list(dict.fromkeys(lv for ln in lines for lv in ln.levels))
-            variables = {
-                "group": group,
-                "levels": span(levels),
-                "codes": either(sorted(set().union(*sets))),
-                "addon": self.addon.get(group, ""),
-            }
-            out.append(self.rule.finding(tuple(ln.index for ln in lines), variables))
+            common: set[str] | None = None
+            sets = []
+            for lv in (lv for ln in lines for lv in ln.levels):
+                codes = covering.get(lv)
+                if not codes:
+                    break  # a level no code covers: the coverage rule reports it
+                common = codes if common is None else common & codes
+                sets.append(codes)
+            else:
+                if common is None or common:
+                    continue  # one code covers every level
+                levels = list(dict.fromkeys(lv for ln in lines for lv in ln.levels))
+                variables = {
+                    "group": group,
+                    "levels": span(levels),
+                    "codes": either(sorted(set().union(*sets))),
+                    "addon": self.addon.get(group, ""),
+                }
+                out.append(self.rule.finding(tuple(ln.index for ln in lines), variables))
 
 
 class ModifierAllowed(Kind):
