@@ -121,14 +121,14 @@ class ClaimValidator:
             if not set(rule.supersedes) <= known:
                 raise SpinekgError(f"rule {rule.id}: supersedes unknown rules {sorted(set(rule.supersedes) - known)}")
         self.supersedes = {r.id: set(r.supersedes) for r in self.rules if r.supersedes}
+        self._superseded = {old for olds in self.supersedes.values() for old in olds}
         self.max_levels = len(set(self.vertebrae.values()))
         self.levels_hint = _levels_hint(self.anatomy)
         self._source_cache: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         self._dated_rules = [c for c in self.checkers if c.by_day]
         self._undated_rules = [c for c in self.checkers if not c.by_day]
         self.dates = sorted({d for checker in self._dated_rules for d in checker.dates()})
-        self._undated: dict[frozenset[str], tuple[Kind, ...]] = {}
-        self._any_flagged = any(c.flagged for c in self._undated_rules)
+        self._undated: dict[frozenset[str], tuple[tuple[Kind, ...], tuple[Kind, ...]]] = {}  # codes -> (plain, flagged)
         self._dated: dict[tuple[frozenset[str], int], tuple[Kind, ...]] = {}
 
     def known_values(self, field: str) -> frozenset[str]:
@@ -154,10 +154,15 @@ class ClaimValidator:
         if undated is None:
             # every flag set: the rules that read flags say per claim whether they apply (``applies``)
             shape = Shape(ctx.codes, True, True, _CLAIM_FIELDS, ctx.dos)
-            undated = _remember(self._undated, ctx.codes, tuple(c for c in self._undated_rules if c.relevant(shape)))
-        if self._any_flagged:
-            undated = tuple(c for c in undated if not c.flagged or c.applies(ctx))
-        return [*dated, *undated]
+            found = [c for c in self._undated_rules if c.relevant(shape)]
+            undated = (tuple(c for c in found if not c.flagged), tuple(c for c in found if c.flagged))
+            if len(self._undated) >= DISPATCH_CACHE:
+                self._undated.clear()
+            self._undated[ctx.codes] = undated
+        plain, flagged = undated
+        if not flagged:
+            return [*dated, *plain]
+        return [*dated, *plain, *(c for c in flagged if c.applies(ctx))]
 
     def findings(self, claim: Claim, prune: bool = True) -> list[Finding]:
         """The findings of every rule on a claim, in verdict order. ``prune`` (the default) skips the
@@ -286,8 +291,30 @@ class ClaimValidator:
             if not work or len(work) > MAX_SUGGESTION_GROWTH * len(claim.lines):
                 return None
             current = Claim([ln for _, ln in work], claim.date_of_service, claim.place_of_service, claim.id)
-            findings = self.findings(current)
+            errors_or_none = self._errors(current)
+            if errors_or_none is None:
+                return None
+            findings = errors_or_none
         return None
+
+    def _errors(self, claim: Claim) -> list[Finding] | None:
+        """The errors of a repaired claim, for the next round of a suggestion: only the rules that can
+        report an error run, and None comes as soon as an error has no repair (the suggestion then
+        fails whatever the other rules say), unless a rule that supersedes it may still hide it."""
+        ctx = Context(claim)
+        out: list[Finding] = []
+        for checker in self.relevant(ctx):
+            if checker.rule.severity != "error":
+                continue
+            start = len(out)
+            checker.check(ctx, out)
+            for f in out[start:]:
+                if f.severity == "error" and not f.repairs and f.rule not in self._superseded:
+                    return None
+        if self.supersedes and len(out) > 1:
+            out = self._drop_superseded(out)
+        out.sort(key=_finding_order)
+        return [f for f in out if f.severity == "error"]
 
     def describe_rules(self) -> list[dict[str, Any]]:
         return [r.describe() | {"sources": [self.sources[s] for s in r.sources]} for r in self.rules]

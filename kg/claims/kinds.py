@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from typing import Any, ClassVar, NamedTuple
 
 from spinekg.kg.claims.model import Claim, Finding, Line, Repair
@@ -321,30 +322,36 @@ class RequiresPartner(Kind):
             partners = self.partners_on(code, ctx.dos)
             if partners is None or not partners.isdisjoint(ctx.codes):
                 continue
-            ordered = sorted(partners)
-            some = either(ordered)
-            if len(ordered) > self.SOME + 1:
-                some = f"{', '.join(ordered[: self.SOME])} and {len(ordered) - self.SOME} others"
-            variables = {"code": code, "partners": either(ordered), "partner_count": len(ordered), "some_partners": some}
             others = self.others.get(code)
             if others is not None:
-                self._other_family(ctx, code, lines, others, variables, out)
+                self._other_family(ctx, code, lines, partners, others, out)
                 continue
             for line in lines:
-                repairs = self._repairs(line, partners)
-                out.append(
-                    self.rule.finding(
-                        (line.index,), variables | {"line": line.index, "other": "", "correct": ""}, repairs=repairs
-                    )
-                )
+                words = partial(self._words, code, partners, line.index, "", ())
+                out.append(self.rule.finding((line.index,), words, repairs=self._repairs(line, partners)))
+
+    def _words(self, code: str, partners: frozenset[str], line: int, other: str, correct: Iterable[str]) -> dict[str, Any]:
+        ordered = sorted(partners)
+        some = either(ordered)
+        if len(ordered) > self.SOME + 1:
+            some = f"{', '.join(ordered[: self.SOME])} and {len(ordered) - self.SOME} others"
+        return {
+            "code": code,
+            "partners": either(ordered),
+            "partner_count": len(ordered),
+            "some_partners": some,
+            "line": line,
+            "other": other,
+            "correct": either(sorted(correct)),
+        }
 
     def _other_family(
         self,
         ctx: Context,
         code: str,
         lines: list[Line],
+        partners: frozenset[str],
         others: dict[str, set[str]],
-        variables: dict[str, Any],
         out: list[Finding],
     ) -> None:
         """One finding per code: its lines, then the first line of the other family's code."""
@@ -354,9 +361,9 @@ class RequiresPartner(Kind):
                 continue
             fix = next(iter(correct)) if len(correct) == 1 else None
             repairs = tuple(Repair("replace-code", ln.index, code=fix) for ln in lines) if fix else ()
-            variables = variables | {"other": other, "correct": either(sorted(correct)), "line": lines[0].index}
+            words = partial(self._words, code, partners, lines[0].index, other, correct)
             out.append(
-                self.rule.finding((*(ln.index for ln in lines), other_lines[0].index), variables, repairs=self.repair(*repairs))
+                self.rule.finding((*(ln.index for ln in lines), other_lines[0].index), words, repairs=self.repair(*repairs))
             )
             return
 
@@ -1044,6 +1051,19 @@ class Bundle(Kind):
                 )
             )
 
+    def _other_level_words(
+        self, code: str, edits: list[BundleEntry], lines: list[Line], treated: set[str], bypass: frozenset[str], preferred: str
+    ) -> dict[str, Any]:
+        return self._variables(
+            code,
+            either(sorted({e.comprehensive for e in edits})),
+            edits[0].row,
+            levels=span(dict.fromkeys(lv for ln in lines for lv in ln.levels)),
+            treated=span(self.anatomy.ordered(treated)),
+            bypass=either(sorted(bypass)),
+            preferred_bypass=preferred,
+        )
+
     def _other_level(self, ctx: Context, out: list[Finding]) -> None:
         """One finding per component code (and whether the levels are named): its lines without a
         bypass modifier at a level no comprehensive line treats, then the comprehensive lines."""
@@ -1070,15 +1090,7 @@ class Bundle(Kind):
             edits, others, treated, bypass = found[code]  # type: ignore[misc]
             statuses = {str(e.row["status"]) for e in edits}
             preferred = min(((e.rank, e.preferred) for e in edits if e.preferred), default=(0, ""))[1]
-            variables = self._variables(
-                code,
-                either(sorted({e.comprehensive for e in edits})),
-                edits[0].row,
-                levels=span(dict.fromkeys(lv for ln in lines for lv in ln.levels)),
-                treated=span(self.anatomy.ordered(treated)),
-                bypass=either(sorted(bypass)),
-                preferred_bypass=preferred,
-            )
+            variables = partial(self._other_level_words, code, edits, lines, treated, bypass, preferred)
             repairs = [Repair("add-modifier", ln.index, modifier=preferred) for ln in lines] if named and preferred else []
             out.append(
                 self.rule.finding(

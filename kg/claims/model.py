@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
@@ -55,7 +56,7 @@ class Finding:
     rule: str
     severity: str
     lines: tuple[int, ...]
-    variables: dict[str, Any]
+    variables: dict[str, Any] | Callable[[], dict[str, Any]] = field(compare=False, repr=False)  # or how to compute them
     case: str
     wording: Wording = field(compare=False, repr=False)
     sources: tuple[str, ...]
@@ -66,9 +67,8 @@ class Finding:
 
     def _worded(self) -> tuple[str, str]:
         if self._words is None:
-            self._words = self.wording.words(
-                self.variables, self.case, self.status == "unverified" and self.severity == "warning"
-            )
+            variables = self.variables() if callable(self.variables) else self.variables
+            self._words = self.wording.words(variables, self.case, self.status == "unverified" and self.severity == "warning")
         return self._words
 
     @property

@@ -9,7 +9,7 @@ when the rules are loaded, naming the file."""
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -129,7 +129,7 @@ class Rule:
     def finding(
         self,
         lines: tuple[int, ...],
-        variables: dict[str, Any],
+        variables: dict[str, Any] | Callable[[], dict[str, Any]],
         status: str = "verified",
         sources: tuple[str, ...] = (),
         repairs: tuple[Repair, ...] = (),
