@@ -101,6 +101,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings(args)  # the app reads the same variables again (create_app), in each worker
     check_address(settings.host, settings.port)
     build_graph()  # build once here, not in each worker
+    # the claim rules (the site's own from SPINEKG_RULES_DIR too) compiled once here, so that a bad rule
+    # file stops serve with one line rather than a traceback from each worker's start-up
+    from spinekg.kg.claims import ClaimValidator
+    from spinekg.kg.graph import load_graph
+
+    ClaimValidator(load_graph(quiet=True))
     uvicorn.run("spinekg.api.main:create_app", **uvicorn_options(settings, args))
     return kg_cli.EXIT_OK
 

@@ -109,6 +109,9 @@ class RuleInfo(BaseModel):
     fix: str | dict[str, str]
     repair: str | None = Field(description="the correction the rule proposes for the suggested claim, if any")
     options: dict[str, str]
+    supersedes: list[str] = Field(description="rules whose finding on the same line this one replaces")
+    priority: int = Field(description="the order in which repairs are applied, lower first")
+    tags: list[str]
     sources: list[Source]
     effective: int | None = None
 
@@ -122,6 +125,7 @@ class RuleKind(BaseModel):
     cases: list[str] = Field(description="the cases a rule of the kind may word differently")
     repairs: list[str]
     options: dict[str, list[str]]
+    glossary: dict[str, str] = Field(description="what each column, variable, case, repair and option means")
     rules: list[str] = Field(description="the loaded rules of this kind")
 
 

@@ -260,19 +260,32 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK if verdict["valid"] else EXIT_NEGATIVE
 
 
+def _is_regular_file(stream: Any) -> bool:
+    import stat
+
+    try:
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (OSError, AttributeError, ValueError):
+        return False
+
+
 def _validate_batch(validator: Any, source: Any) -> int:
     """NDJSON in, NDJSON out, streaming; progress on stderr when it is a terminal."""
     import time
 
     sys.stdout.flush()
-    # a large buffer: a batch writes about a kilobyte per verdict, and a write per verdict would be a
-    # system call every few claims
-    out = open(sys.stdout.fileno(), "wb", buffering=1 << 20, closefd=False)  # noqa: SIM115 - flushed below, fd not ours
+    # From a file, verdicts go out through a large buffer (about a kilobyte each: a write per verdict
+    # would be a system call every few claims). From a pipe or a terminal each verdict is sent as soon
+    # as it is made, so that a program that writes a claim and waits for its verdict gets it.
+    streaming = not _is_regular_file(source)
+    out = open(sys.stdout.fileno(), "wb", buffering=8192 if streaming else 1 << 20, closefd=False)  # noqa: SIM115 - flushed below
     show = sys.stderr.isatty()
     counts = {"valid": 0, "invalid": 0, "error": 0}
     started = last = time.perf_counter()
     for line, outcome in validator.validate_stream(source):
         out.write(line)
+        if streaming:
+            out.flush()
         counts[outcome] += 1
         if show:
             now = time.perf_counter()
@@ -303,7 +316,8 @@ def cmd_rules(args: argparse.Namespace) -> int:
         columns = ["kind", "rules", "summary"]
         validator = ClaimValidator(load_graph())
         for row in rows:
-            row["rules"] = ", ".join(r.id for r in validator.rules if r.kind == row["kind"])
+            names = [r.id for r in validator.rules if r.kind == row["kind"]]
+            row["rules"] = names if args.format == "json" else ", ".join(names)
     else:
         rows = ClaimValidator(load_graph()).describe_rules()
         columns = ["id", "kind", "severity", "summary"]

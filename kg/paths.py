@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from spinekg.kg.errors import SpinekgError
+from spinekg.kg.errors import InputError, SpinekgError
 
 PACKAGE = "spinekg"
 
@@ -48,7 +48,7 @@ def site_rules_dir() -> Path | None:
     kinds as queries/rules/, checked beside them; None when unset."""
     folder = _env_path("SPINEKG_RULES_DIR")
     if folder is not None and not folder.is_dir():
-        raise SpinekgError(f"SPINEKG_RULES_DIR={folder}: not a folder")
+        raise InputError("SPINEKG_RULES_DIR", f"{folder} is not a folder")
     return folder
 
 

@@ -143,6 +143,8 @@ def load_query(path: Path, kind: str | None = None) -> NamedQuery:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpinekgError(f"cannot read query file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise SpinekgError(f"query file {path} is not UTF-8 text (byte {exc.start})") from None
     header = parse_header(text, path.name)
     kind = kind or str(header.get("kind", "api"))
     if kind not in KINDS:

@@ -175,7 +175,9 @@ router.add_api_route(
 )
 
 
-@router.get("/rules", response_model=list[RuleInfo], summary="The claim rules: kind, severity, templates, repair and sources of each")
+@router.get(
+    "/rules", response_model=list[RuleInfo], summary="The claim rules: kind, severity, templates, repair and sources of each"
+)
 def rules(request: Request) -> Response:
     return JSON(request.app.state.service.rules())
 

@@ -9,14 +9,16 @@ over a claim that may at most double in length."""
 
 from __future__ import annotations
 
+import stat
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from datetime import date
+from pathlib import Path
 from typing import IO, Any, cast
 
 import orjson
 
-from spinekg.kg.claims.kinds import KINDS, Anatomy, Context, Kind, Known, Shape
+from spinekg.kg.claims.kinds import GLOSSARY, KINDS, Anatomy, Context, Kind, Known, Shape, kind_names
 from spinekg.kg.claims.limits import MAX_CLAIM_BYTES, MAX_CLAIM_LINES
 from spinekg.kg.claims.model import Claim, Finding, Line, Repair
 from spinekg.kg.claims.parse import CLAIM_KEYS, load_json, parse_claim
@@ -25,8 +27,10 @@ from spinekg.kg.errors import InputError, SpinekgError
 from spinekg.kg.graph import KnowledgeGraph
 from spinekg.kg.paths import site_rules_dir
 from spinekg.kg.queries import NamedQuery, discover, get_query, load_query
+from spinekg.kg.sparql import SparqlError, inspect_query
 
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+MAX_RULE_FILE_BYTES = 256 * 1024  # a site's rule file; the packaged ones are under 4 KiB
 DISPATCH_CACHE = 16384  # claim shapes whose relevant rules are remembered, per cache (a few MB at most)
 _NONE: frozenset[str] = frozenset()
 _CLAIM_FIELDS = frozenset(CLAIM_KEYS)
@@ -98,6 +102,7 @@ class ClaimValidator:
             }
             for r in get_query("sources").run(graph).values()
         }
+        self.statuses = {str(r["status"]) for r in get_query("evidence-statuses").run(graph).values()}
         self.rules: list[Rule] = []
         self.checkers: list[Kind] = []
         for query in rule_files if rule_files is not None else rule_queries():
@@ -108,10 +113,15 @@ class ClaimValidator:
             unknown = [s for s in rule.sources if s not in self.sources]
             if unknown:
                 raise SpinekgError(f"rule {rule.id}: unknown source ids {unknown}")
-            result = query.run(graph)
-            rule.check_columns(result.variables, kind)
             try:
-                checker = kind(rule, result.values(), self.anatomy)
+                result = query.run(graph)
+            except (SyntaxError, TypeError, ValueError) as exc:  # not SPARQL, or not a SELECT
+                raise SpinekgError(f"rule {rule.id} ({query.path}): its query cannot be run as a SELECT: {exc}") from None
+            rule.check_columns(result.variables, kind)
+            rows = result.values()
+            self._check_table(rule, query, rows)
+            try:
+                checker = kind(rule, rows, self.anatomy)
             except (KeyError, ValueError, TypeError) as exc:
                 raise SpinekgError(f"rule {rule.id}: its table does not fit a {kind.name} rule: {exc}") from exc
             self.rules.append(rule)
@@ -130,6 +140,17 @@ class ClaimValidator:
         self.dates = sorted({d for checker in self._dated_rules for d in checker.dates()})
         self._undated: dict[frozenset[str], tuple[tuple[Kind, ...], tuple[Kind, ...]]] = {}  # codes -> (plain, flagged)
         self._dated: dict[tuple[frozenset[str], int], tuple[Kind, ...]] = {}
+
+    def _check_table(self, rule: Rule, query: NamedQuery, rows: list[dict[str, Any]]) -> None:
+        """A table's evidence statuses and source ids must be ones the graph knows: a misspelt status
+        would count as verified, an unknown source would be cited as nothing."""
+        where = f"rule {rule.id} ({query.path.name})"
+        statuses = {str(r["status"]) for r in rows if r.get("status") is not None} - self.statuses
+        if statuses:
+            raise SpinekgError(f"{where}: status {sorted(statuses)[0]!r} is not one of {', '.join(sorted(self.statuses))}")
+        sources = {str(r["source"]) for r in rows if r.get("source") is not None} - self.sources.keys()
+        if sources:
+            raise SpinekgError(f"{where}: its table cites unknown source ids {sorted(sources)[:5]}")
 
     def known_values(self, field: str) -> frozenset[str]:
         """The codes (``field`` "code") or modifiers ("modifier") the known-value rules accept."""
@@ -321,12 +342,36 @@ class ClaimValidator:
 
 
 def rule_queries() -> list[NamedQuery]:
-    """The packaged rules, then the site's own ($SPINEKG_RULES_DIR/*.rq)."""
+    """The packaged rules, then the site's own ($SPINEKG_RULES_DIR/*.rq, read by ``site_rule``)."""
     rules = discover("rule")
     site = site_rules_dir()
     if site is not None:
-        rules += [load_query(path, "rule") for path in sorted(site.glob("*.rq"))]
+        rules += [site_rule(path) for path in sorted(site.glob("*.rq"))]
     return rules
+
+
+def site_rule(path: Path) -> NamedQuery:
+    """A site's rule file, read with the care due to a file that is not part of the package: a regular
+    file (a FIFO or a device is refused, not read) of at most MAX_RULE_FILE_BYTES, UTF-8, and a SELECT
+    query that SPARQL's grammar accepts and that never leaves the graph (SERVICE refused, as /sparql
+    refuses it), so that loading the rules reaches no network and never waits on one."""
+    where = f"rule file {path}"
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise SpinekgError(f"{where}: cannot read it: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise SpinekgError(f"{where}: not a regular file")
+    if info.st_size > MAX_RULE_FILE_BYTES:
+        raise SpinekgError(f"{where}: {info.st_size} bytes; a rule file has at most {MAX_RULE_FILE_BYTES}")
+    query = load_query(path, "rule")
+    try:
+        shape = inspect_query(query.text)
+    except SparqlError as exc:
+        raise SpinekgError(f"{where}: {exc}") from None
+    if shape.form != "SELECT":
+        raise SpinekgError(f"{where}: a rule's query is a SELECT that returns its table, not {shape.form}")
+    return query
 
 
 def describe_kinds() -> list[dict[str, Any]]:
@@ -341,6 +386,7 @@ def describe_kinds() -> list[dict[str, Any]]:
             "cases": list(kind.cases),
             "repairs": list(kind.repairs),
             "options": {name: list(values) for name, values in kind.options.items()},
+            "glossary": {name: (kind.glossary | GLOSSARY)[name] for name in kind_names(kind)},
         }
         for kind in KINDS.values()
     ]

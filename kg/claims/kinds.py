@@ -100,6 +100,32 @@ def span(levels: Iterable[str]) -> str:
     return ", ".join(levels)
 
 
+# What the columns, variables, cases, repairs and options of the kinds mean (a kind may say more in its
+# own ``glossary``); `spinekg rules --kinds` and GET /claims/rule-kinds show them to rule writers.
+GLOSSARY: dict[str, str] = {
+    "code": "a CPT/HCPCS code (as a variable: the code the finding is about)",
+    "other": "a second code of the pair or relation",
+    "group": "a name for a set of codes judged together, such as a procedure family",
+    "status": "the evidence status of the row (verified, derived, secondary, unverified; GET /queries/evidence-statuses): "
+    "an unverified row turns an error into a warning",
+    "rationale": "why the edit or limit exists, in the source's words or ours",
+    "fix_hint": "what to do about it, specific to the row",
+    "source": "a source id (S1, S37 ...) the row rests on; cited beside the header's sources",
+    "valid_from": "the first date of service the row (or the code) applies to",
+    "deleted_on": "the first date of service the row (or the code) no longer applies to",
+    "line": "the claim line number (1-based)",
+    "levels": "the vertebral levels of the line(s), as the claim names them",
+    "level": "the level or levels the finding is about",
+    "default": "the only case, or the usual one",
+    "remove-line": "the suggestion drops the line",
+    "value": "a known code or modifier (as a variable: the unknown one on the claim)",
+    "field": "which field: code or modifier (known); a claim field such as date_of_service, or a line field such as "
+    "levels with the codes that need it (field-missing)",
+    "closest": "the known values one keystroke away, e.g. 22512 or 22515 (case closest)",
+    "known": "every known value, comma-separated",
+}
+
+
 class Kind:
     """Base of the kinds. ``codes`` are the codes without which a rule of the kind cannot fire: the
     engine runs a rule only on claims that hold one of them (``relevant``), so most rules cost
@@ -113,6 +139,7 @@ class Kind:
     cases: ClassVar[tuple[str, ...]] = ("default",)
     repairs: ClassVar[tuple[str, ...]] = ()
     options: ClassVar[dict[str, tuple[str, ...]]] = {}  # option -> allowed values, the first the default
+    glossary: ClassVar[dict[str, str]] = {}  # what this kind's own names mean (beside GLOSSARY)
     # True: ``relevant`` reads the shape's codes and day only (the engine then asks once per set of
     # codes and period between the rules' dates); False: it reads the codes and flags, never the day
     by_day: ClassVar[bool] = False
@@ -163,6 +190,8 @@ class Known(Kind):
     cases = ("default", "closest")
     options = {"field": ("code", "modifier")}
 
+    glossary = {"value": "a known value (as a variable: the unknown one on the claim)"}
+
     def compile(self, rows: list[Row]) -> None:
         self.values = frozenset(str(r["value"]) for r in rows)
         self.sorted_values = sorted(self.values)
@@ -208,18 +237,33 @@ class DateWindow(Kind):
         "A code is billed on a date of service outside the dates it is valid (before its start, or on or after its deletion)."
     )
     columns = ("code",)
-    optional = ("valid_from", "deleted_on", "alternative")
-    variables = ("code", "date", "dos", "alternatives", "line")
-    cases = ("alternative", "none")
+    optional = ("valid_from", "deleted_on", "alternative", "alternative_covers")
+    variables = ("code", "date", "dos", "alternatives", "levels", "line")
+    cases = ("alternative", "none", "other-levels")
     repairs = ("replace-or-remove",)
+
+    glossary = {
+        "alternative": "a code that took the code's place (or that it replaced), proposed instead (as a case: there is one "
+        "for the line's levels)",
+        "alternative_covers": "a vertebra the alternative covers: an alternative is proposed only for levels it covers",
+        "date": "the date the code took effect or was deleted",
+        "dos": "the claim's date of service",
+        "alternatives": "the alternatives proposed",
+        "none": "no code took its place",
+        "other-levels": "codes took its place, but none covers the line's levels",
+        "replace-or-remove": "replace the code by its one alternative, or remove the line when there is none",
+    }
 
     def compile(self, rows: list[Row]) -> None:
         self.window: dict[str, tuple[date | None, date | None]] = {}
         alternatives: dict[str, set[str]] = defaultdict(set)
+        self.covers: dict[str, set[str]] = defaultdict(set)  # alternative -> the vertebrae it covers
         for r in rows:
             self.window[str(r["code"])] = (as_date(r.get("valid_from")), as_date(r.get("deleted_on")))
             if r.get("alternative"):
                 alternatives[str(r["code"])].add(str(r["alternative"]))
+                if r.get("alternative_covers"):
+                    self.covers[str(r["alternative"])].add(str(r["alternative_covers"]))
         self.alternatives = {code: sorted(alts) for code, alts in alternatives.items()}
         self.codes = frozenset(self.window)
 
@@ -237,23 +281,27 @@ class DateWindow(Kind):
                 continue
             start, end = window
             boundary = end if end is not None and dos >= end else start
-            alternatives = self.alternatives.get(line.code, [])
+            replaced_by = self.alternatives.get(line.code, [])
+            # of the codes that took its place, those that cover the line's levels (when coverage is known)
+            alternatives = [
+                a for a in replaced_by if not line.levels or a not in self.covers or self.covers[a].issuperset(line.levels)
+            ]
             if alternatives:
+                case = "alternative"
                 repairs = (Repair("replace-code", line.index, code=alternatives[0]),) if len(alternatives) == 1 else ()
+            elif replaced_by:
+                case, repairs, alternatives = "other-levels", (), replaced_by
             else:
-                repairs = (Repair("remove-line", line.index),)
+                case, repairs = "none", (Repair("remove-line", line.index),)
             variables = {
                 "code": line.code,
                 "date": boundary.isoformat() if boundary else "",
                 "dos": dos.isoformat(),
                 "alternatives": either(alternatives),
+                "levels": span(line.levels),
                 "line": line.index,
             }
-            out.append(
-                self.rule.finding(
-                    (line.index,), variables, case="alternative" if alternatives else "none", repairs=self.repair(*repairs)
-                )
-            )
+            out.append(self.rule.finding((line.index,), variables, case=case, repairs=self.repair(*repairs)))
 
 
 class RequiresPartner(Kind):
@@ -265,16 +313,33 @@ class RequiresPartner(Kind):
     by_day = True
     summary = "A code (an add-on) is billed without any of the codes it must be billed with."
     columns = ("code", "partner")
-    optional = ("valid_from", "deleted_on", "other", "correct", "partner_covers")
+    optional = ("valid_from", "deleted_on", "other", "correct", "partner_covers", "source")
     variables = ("code", "partners", "partner_count", "some_partners", "other", "correct", "line")
     repairs = ("remove-line", "primary-for-first-level", "replace-with-correct")
     SOME = 5  # partners named in ``some_partners`` before "and N others"
+
+    glossary = {
+        "code": "the code that needs a partner (an add-on)",
+        "partner": "a code it may be billed with (one is enough)",
+        "other": "a code of another family that stands where a partner should be",
+        "correct": "the code that goes with ``other`` instead of ``code``",
+        "partner_covers": "a vertebra the partner covers (for the primary-for-first-level repair)",
+        "partners": "the partners, as 'A, B or C'",
+        "partner_count": "how many partners there are",
+        "some_partners": "the first five partners and how many others",
+        "primary-for-first-level": "bill the line's first level with the partner that covers it, the rest stay units of the code",
+        "replace-with-correct": "replace the code by the one that goes with the other family's code",
+    }
 
     def compile(self, rows: list[Row]) -> None:
         always: dict[str, set[str]] = defaultdict(set)
         dated: dict[str, list[tuple[str, date | None, date | None]]] = defaultdict(list)
         self.covers: dict[str, set[str]] = defaultdict(set)  # partner -> the vertebrae it covers
         self.others: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        by_code: dict[str, list[Row]] = defaultdict(list)
+        for r in rows:
+            by_code[str(r["code"])].append(r)
+        self.sources = {code: sources_of(group) for code, group in by_code.items()}  # the code's own sources
         for r in rows:
             code, partner = str(r["code"]), str(r["partner"])
             start, end = as_date(r.get("valid_from")), as_date(r.get("deleted_on"))
@@ -326,9 +391,10 @@ class RequiresPartner(Kind):
             if others is not None:
                 self._other_family(ctx, code, lines, partners, others, out)
                 continue
+            sources = self.sources.get(code, ())
             for line in lines:
                 words = partial(self._words, code, partners, line.index, "", ())
-                out.append(self.rule.finding((line.index,), words, repairs=self._repairs(line, partners)))
+                out.append(self.rule.finding((line.index,), words, sources=sources, repairs=self._repairs(line, partners)))
 
     def _words(self, code: str, partners: frozenset[str], line: int, other: str, correct: Iterable[str]) -> dict[str, Any]:
         ordered = sorted(partners)
@@ -362,9 +428,9 @@ class RequiresPartner(Kind):
             fix = next(iter(correct)) if len(correct) == 1 else None
             repairs = tuple(Repair("replace-code", ln.index, code=fix) for ln in lines) if fix else ()
             words = partial(self._words, code, partners, lines[0].index, other, correct)
-            out.append(
-                self.rule.finding((*(ln.index for ln in lines), other_lines[0].index), words, repairs=self.repair(*repairs))
-            )
+            sources = self.sources.get(code, ())
+            indexes = (*(ln.index for ln in lines), other_lines[0].index)
+            out.append(self.rule.finding(indexes, words, sources=sources, repairs=self.repair(*repairs)))
             return
 
     def _repairs(self, line: Line, partners: frozenset[str]) -> tuple[Repair, ...]:
@@ -397,6 +463,13 @@ class ExclusivePair(Kind):
     variables = ("code", "other", "group", "addon")
     cases = ("addon", "no-addon")
     repairs = ("later-to-addon",)
+
+    glossary = {
+        "addon": "what the later code of the group is billed as instead (the family add-on)",
+        "bypass": "a modifier that allows the pair when every line of ``other`` carries one (PTP modifier indicator 1)",
+        "no-addon": "the group has no add-on to bill the later code as",
+        "later-to-addon": "replace each later code of the group by the group's add-on",
+    }
 
     def compile(self, rows: list[Row]) -> None:
         self.excludes: dict[str, dict[str, tuple[str, str]]] = defaultdict(dict)
@@ -464,6 +537,18 @@ class UnitLimit(Kind):
     variables = ("code", "units", "max", "limit_kind", "group", "rationale", "fix_hint", "line")
     repairs = ("split-to-addon",)
 
+    glossary = {
+        "max_units": "the most units allowed on a date of service (or a line, MAI 1)",
+        "limit_kind": "what kind of limit it is (as a label: medically unlikely edit, descriptor limit ...)",
+        "limit_order": "which limit wins at the same maximum, lower first",
+        "addon": "the add-on that further units are billed as",
+        "mai": "CMS's MUE adjudication indicator: 1 per line, 2 per date (policy), 3 per date (clinical)",
+        "units": "the units billed",
+        "max": "the limit",
+        "split-to-addon": "keep the limit and bill the rest as the add-on; without an add-on, under a policy limit (MAI 2), keep "
+        "the limit and drop the rest",
+    }
+
     def compile(self, rows: list[Row]) -> None:
         grouped: dict[tuple[str, str, int, str, int], list[Row]] = defaultdict(list)
         for r in rows:
@@ -510,7 +595,7 @@ class UnitLimit(Kind):
                         variables | {"rationale": row["rationale"], "fix_hint": row["fix_hint"]},
                         status=str(row["status"]),
                         sources=sources,
-                        repairs=self.repair(*self._split(over, maximum, row.get("addon"), per_line=mai == 1)),
+                        repairs=self.repair(*self._split(over, maximum, row.get("addon"), mai)),
                     )
                 )
                 break
@@ -533,10 +618,14 @@ class UnitLimit(Kind):
                 )
 
     @staticmethod
-    def _split(lines: list[Line], maximum: int, addon: Any, per_line: bool) -> list[Repair]:
-        """Keep ``maximum`` units of the code and bill the rest as its add-on."""
-        if not addon:
+    def _split(lines: list[Line], maximum: int, addon: Any, mai: int) -> list[Repair]:
+        """Keep ``maximum`` units of the code and bill the rest as its add-on. A code without an add-on
+        keeps ``maximum`` units (the first lines' levels) and the rest is removed, but only under a
+        policy limit (MAI 2: more units cannot be right, such as two sacra); a clinical limit (MAI 3) is
+        appealed with documentation, not corrected by dropping services."""
+        if not addon and mai != 2:
             return []
+        per_line = mai == 1
         repairs = []
         left = maximum
         for line in lines:
@@ -546,8 +635,9 @@ class UnitLimit(Kind):
             if excess <= 0:
                 continue
             parts = [Line(line.index, line.code, line.modifiers, keep, line.levels[:keep])] if keep else []
-            parts.append(Line(line.index, str(addon), (), excess, line.levels[keep:]))
-            repairs.append(Repair("split", line.index, new_lines=tuple(parts)))
+            if addon:
+                parts.append(Line(line.index, str(addon), (), excess, line.levels[keep:]))
+            repairs.append(Repair("split", line.index, new_lines=tuple(parts)) if parts else Repair("remove-line", line.index))
         return repairs
 
 
@@ -557,6 +647,12 @@ class UnitsPerLevel(Kind):
     columns = ("code",)
     variables = ("code", "line", "units", "count", "levels")
     repairs = ("units-from-levels",)
+
+    glossary = {
+        "units": "the units on the line",
+        "count": "the distinct levels the line names",
+        "units-from-levels": "set the units to the number of distinct levels",
+    }
 
     def compile(self, rows: list[Row]) -> None:
         self.codes = frozenset(str(r["code"]) for r in rows)
@@ -584,6 +680,12 @@ class LevelOnce(Kind):
     columns = ("code", "group")
     variables = ("level", "group", "lines", "later_line")
     repairs = ("remove-duplicate-level",)
+
+    glossary = {
+        "lines": "the lines that bill the level, comma-separated",
+        "later_line": "the last of them",
+        "remove-duplicate-level": "drop the level from the later line (and the line if it names no other)",
+    }
 
     def compile(self, rows: list[Row]) -> None:
         self.group = {str(r["code"]): str(r["group"]) for r in rows}
@@ -638,6 +740,16 @@ class LevelCoverage(Kind):
     variables = ("code", "level", "region", "procedure", "candidates", "line")
     cases = ("candidates", "none")
     repairs = ("replace-code",)
+
+    glossary = {
+        "vertebra": "a vertebra the code covers",
+        "procedure": "the procedure the code reports there",
+        "role": "primary, add-on or stand-alone: candidates of the code's own role come first",
+        "region": "the region of the level",
+        "candidates": "the codes for the procedure at the level, same role first, then verified first",
+        "none": "no code covers the procedure at the level",
+        "replace-code": "replace the code by the one same-role code that covers every level of the line",
+    }
 
     def compile(self, rows: list[Row]) -> None:
         self.covers: dict[str, set[str]] = defaultdict(set)
@@ -718,6 +830,11 @@ class LevelNote(Kind):
     optional = ("code", "fix_hint", "source")
     variables = ("code", "level", "note", "fix_hint", "line")
 
+    glossary = {
+        "vertebra": "the level the note is about",
+        "note": "the note",
+    }
+
     def compile(self, rows: list[Row]) -> None:
         notes: dict[tuple[str | None, str], list[Row]] = defaultdict(list)
         for r in rows:
@@ -758,6 +875,8 @@ class FieldMissing(Kind):
     columns = ("field",)
     optional = ("code",)
     variables = ("field", "value", "code", "line")
+
+    glossary = {"value": "the value the parser assumed (for a claim field)"}
 
     def compile(self, rows: list[Row]) -> None:
         self.claim_fields = tuple(dict.fromkeys(str(r["field"]) for r in rows if not r.get("code")))
@@ -812,6 +931,12 @@ class OneCodeForLevels(Kind):
     optional = ("addon",)
     variables = ("group", "levels", "codes", "addon")
 
+    glossary = {
+        "vertebra": "a vertebra the code covers",
+        "addon": "the group's add-on",
+        "codes": "the codes that each cover some of the levels",
+    }
+
     def compile(self, rows: list[Row]) -> None:
         self.covering: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
         self.members: dict[str, str] = {}
@@ -865,6 +990,13 @@ class ModifierAllowed(Kind):
     optional = ("year", "specific")
     variables = ("code", "modifier", "rationale", "fix_hint", "line")
     repairs = ("drop-modifier",)
+
+    glossary = {
+        "modifier": "a modifier the code may not carry",
+        "year": "the fee-schedule year whose indicators forbid it",
+        "specific": "true when the row holds in every year (a family's or a code's own rule)",
+        "drop-modifier": "remove the modifier from the line",
+    }
 
     def compile(self, rows: list[Row]) -> None:
         grouped: dict[tuple[int | None, str, str, str], list[Row]] = defaultdict(list)
@@ -950,6 +1082,20 @@ class Bundle(Kind):
     cases = ("default", "levels-unnamed")
     repairs = ("remove-line", "remove-shared-levels", "add-preferred-modifier")
     options = {"scope": ("session", "same-level", "other-level")}
+
+    glossary = {
+        "comprehensive": "the code that includes the other (CMS's column 1)",
+        "component": "the code included (CMS's column 2)",
+        "bypass": "a modifier that shows the component was a distinct service",
+        "bypass_rank": "the order in which a fix proposes the bypass modifiers, lowest first (from the ontology)",
+        "treated": "the levels the comprehensive code's lines name",
+        "preferred_bypass": "the bypass modifier of the lowest rank",
+        "levels-unnamed": "the levels are not named on every line, so same or other level cannot be told",
+        "remove-shared-levels": "drop the levels the comprehensive code treats from the component line",
+        "add-preferred-modifier": "append the preferred bypass modifier to the component line",
+        "scope": "session: on the same claim; same-level: at a level the comprehensive code treats; other-level: at another "
+        "level, without a bypass modifier",
+    }
 
     def compile(self, rows: list[Row]) -> None:
         grouped: dict[tuple[str, str], list[Row]] = defaultdict(list)
@@ -1102,6 +1248,11 @@ class Bundle(Kind):
                     repairs=self.repair(*repairs),
                 )
             )
+
+
+def kind_names(kind: type[Kind]) -> list[str]:
+    """Every name a rule writer meets in a kind: columns, variables, cases, repairs and options."""
+    return list(dict.fromkeys((*kind.columns, *kind.optional, *kind.variables, *kind.cases, *kind.repairs, *kind.options)))
 
 
 KINDS: dict[str, type[Kind]] = {

@@ -80,7 +80,24 @@ class Rule:
         sources = h["source"]
         if not isinstance(sources, list):
             raise SpinekgError(f"{where}: source must be a list of source ids (e.g. [S5, S11])")
+        if h.get("kind", "rule") != "rule":
+            raise SpinekgError(f"{where}: kind must be rule in queries/rules/, not {h['kind']!r}")
+        for key in ("supersedes", "tags"):
+            if key in h and not (isinstance(h[key], list) and all(isinstance(v, str) for v in h[key])):
+                raise SpinekgError(
+                    f"{where}: {key} is a list of names, e.g. [{'units-exceed-limit' if key == 'supersedes' else 'pairing'}]"
+                )
+        for key in ("effective", "priority"):
+            if key in h and (isinstance(h[key], bool) or not isinstance(h[key], int)):
+                raise SpinekgError(f"{where}: {key} is a whole number{' (a year)' if key == 'effective' else ''}, not {h[key]!r}")
+        for key in ("summary", "description"):
+            if key in h and not isinstance(h[key], str):
+                raise SpinekgError(f"{where}: {key} is text")
         repair = h.get("repair")
+        if repair is not None and severity != "error":
+            raise SpinekgError(
+                f"{where}: only an error proposes a repair (the suggestion corrects errors); this rule is a {severity}"
+            )
         if repair is not None and repair not in kind.repairs:
             raise SpinekgError(
                 f"{where}: a {kind.name} rule cannot propose repair {repair!r}; it can: {', '.join(kind.repairs) or 'none'}"
@@ -172,6 +189,9 @@ class Rule:
             "fix": next(iter(self.fix.values())) if one else self.fix,
             "repair": self.repair,
             "options": self.options,
+            "supersedes": list(self.supersedes),
+            "priority": self.priority,
+            "tags": list(self.tags),
             "sources": list(self.sources),
             "effective": self.effective,
         }

@@ -366,3 +366,10 @@ def test_openapi_documents_every_endpoint_with_examples(client: TestClient) -> N
     assert {"/codes/{code}/pairs", "/claims/validate", "/sparql", "/ontology", "/healthz"} <= set(spec["paths"])
     assert spec["components"]["schemas"]["Claim"]["examples"], "the claim body has an example"
     assert client.get("/docs").status_code == 200
+
+
+def test_health_counts_the_rules_on_disk(client: TestClient) -> None:
+    """/healthz reports every claim rule loaded: the packaged ones (queries/rules/*.rq), no fewer."""
+    from spinekg.kg.queries import discover
+
+    assert client.get("/healthz").json()["rules"] == len(discover("rule")) > 20
