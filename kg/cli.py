@@ -325,6 +325,57 @@ def cmd_rules(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_import_ncci(args: argparse.Namespace) -> int:
+    """Import CMS's NCCI tables into the cache: one line per table as it is put in place, warnings on stderr."""
+    from spinekg.kg.ncci import ImportResult, import_ncci
+    from spinekg.kg.ncci.values import parse_user_date
+
+    effective = parse_user_date(args.effective, "--effective") if args.effective else None
+
+    def show(result: ImportResult) -> None:
+        print(result.line(), flush=True)
+        for warning in result.warnings:
+            print(f"warning: {result.kind} {result.release.id}: {warning}", file=sys.stderr)
+
+    import_ncci([Path(f) for f in args.files], release=args.release, effective=effective, setting=args.setting, progress=show)
+    return EXIT_OK
+
+
+NCCI_RELEASE_COLUMNS = ["kind", "release", "in_force_from", "rows", "bytes", "files", "imported_at", "effective_dates"]
+
+
+def cmd_ncci_releases(args: argparse.Namespace) -> int:
+    from spinekg.kg.ncci import NcciStore
+
+    with NcciStore.open() as store:
+        rows = [info.summary() for info in store.releases()]
+    print(render(rows, NCCI_RELEASE_COLUMNS + (["sha256"] if args.format != "table" else []), args.format))
+    return EXIT_OK
+
+
+def cmd_ncci_diff(args: argparse.Namespace) -> int:
+    """Counts of the PTP edits added, deleted, changed and removed between two releases; with --code, the rows."""
+    from spinekg.kg.ncci import NcciStore, diff_ptp
+    from spinekg.kg.ncci.diff import COLUMNS
+
+    with NcciStore.open() as store:
+        result = diff_ptp(store, args.old, args.new, setting=args.setting, code=args.code)
+    rows = [row.flat() for row in result.rows]
+    summary = result.summary()
+    if args.format == "json":
+        print(json.dumps({**summary, "rows": rows}, indent=2, ensure_ascii=False))
+    elif args.format == "csv":
+        print(render(rows, COLUMNS, "csv") if result.code else render([summary], list(summary), "csv"))
+    else:
+        counts = ", ".join(f"{result.counts[k]:,} {k}" for k in ("added", "deleted", "changed", "removed", "unchanged"))
+        scope = f"ptp-{result.setting} {result.old.release} -> {result.new.release}"
+        scope += f" (pairs with {result.code})" if result.code else ""
+        print(f"{scope}: {counts}; rows matched by {result.matched_by}")
+        if result.code:
+            print(render(rows, COLUMNS, "table"))
+    return EXIT_OK
+
+
 def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.ArgumentParser:
     """The command-line parser; ``extend`` may add subcommands (the api package adds ``serve``)."""
     from spinekg.kg import __version__
@@ -396,6 +447,33 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
     p.add_argument("--format", "-f", choices=("table", "json", "csv"), default="table")
     p.add_argument("--kinds", action="store_true", help="list the rule kinds: the table each reads and what a rule file may say")
     p.set_defaults(func=cmd_rules)
+    p = sub.add_parser("import", help="import CMS tables into the cache folder (import ncci FILE...)")
+    tables = p.add_subparsers(dest="table", required=True, parser_class=_Parser)
+    p = tables.add_parser(
+        "ncci",
+        help="import NCCI PTP, MUE and add-on code edit files (TXT, CSV, xlsx, zip, .gz; recognised by their header)",
+        description="Each table of each release is put in place atomically under <cache>/ncci/<kind>/<release>; "
+        "the four parts of a PTP release (f1-f4) are imported together. Exit status: 2 for a file that cannot be "
+        "imported (the line names the file and the row).",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--release", metavar="R", help="the release when the file names do not tell it: v30.1, 2026Q2 or 2024-04-01")
+    p.add_argument("--effective", metavar="YYYY-MM-DD", help="the date the release is in force from, when its name does not tell")
+    p.add_argument("--setting", choices=("practitioner", "outpatient"), help="the setting of PTP files whose names don't say")
+    p.set_defaults(func=cmd_import_ncci)
+
+    p = sub.add_parser("ncci", help="the imported NCCI tables: releases, diff")
+    ncci = p.add_subparsers(dest="ncci_command", required=True, parser_class=_Parser)
+    p = ncci.add_parser("releases", help="list the imported releases of each NCCI table")
+    p.add_argument("--format", "-f", choices=("table", "json", "csv"), default="table")
+    p.set_defaults(func=cmd_ncci_releases)
+    p = ncci.add_parser("diff", help="PTP edits added, deleted, changed and removed between two imported releases")
+    p.add_argument("old", metavar="OLD")
+    p.add_argument("new", metavar="NEW")
+    p.add_argument("--code", "-c", metavar="C", help="only the pairs with this code in either column, listed")
+    p.add_argument("--setting", choices=("practitioner", "outpatient"), default="practitioner")
+    p.add_argument("--format", "-f", choices=("table", "json", "csv"), default="table")
+    p.set_defaults(func=cmd_ncci_diff)
     if extend is not None:
         extend(sub)
     return parser
