@@ -66,6 +66,11 @@ class Claim(BaseModel):
     id: ClaimId = None
     date_of_service: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD; default today")
     place_of_service: str | None = Field(None, pattern=r"^\d{2}$", description="CMS place-of-service code")
+    claim_type: str | None = Field(
+        None,
+        max_length=32,
+        description="professional (837P, CMS-1500; the default) or outpatient (837I, UB-04): which NCCI tables apply",
+    )
     lines: list[ClaimLine] = Field(
         min_length=1,
         max_length=MAX_LINES_CEILING,  # refused before its items are read; the setting's own limit is checked by kg
@@ -112,6 +117,7 @@ class RuleInfo(BaseModel):
     supersedes: list[str] = Field(description="rules whose finding on the same line this one replaces")
     priority: int = Field(description="the order in which repairs are applied, lower first")
     tags: list[str]
+    active: bool = Field(description="false when what the rule reads is not there (an NCCI table not imported): it never fires")
     sources: list[Source]
     effective: int | None = None
 

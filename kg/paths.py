@@ -66,6 +66,11 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir(PACKAGE, appauthor=False))
 
 
+def ncci_dir() -> Path:
+    """Where imported NCCI tables are kept ($SPINEKG_NCCI_DIR overrides <cache>/ncci)."""
+    return _env_path("SPINEKG_NCCI_DIR") or cache_dir() / "ncci"
+
+
 def builds_dir() -> Path:
     """The parent of the per-hash build folders ($SPINEKG_BUILD_DIR overrides it)."""
     return _env_path("SPINEKG_BUILD_DIR") or cache_dir() / "builds"

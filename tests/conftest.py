@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,11 @@ TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent  # the checkout (tests run from it; the installed package is tested in test_packaging.py)
 CASES = TESTS / "cases"
 FIXTURES = TESTS / "fixtures"
+
+# The claim cases assume that no NCCI table is imported (the ncci-* rules inactive): tables a developer
+# imported into the user cache must not change them. Set before any test (and inherited by the CLI
+# subprocesses); tests/kg/test_ncci_claims.py imports fixture tables of its own elsewhere.
+os.environ["SPINEKG_NCCI_DIR"] = tempfile.mkdtemp(prefix="spinekg-tests-no-ncci-")
 
 
 @pytest.fixture(scope="session")

@@ -18,19 +18,22 @@ from typing import IO, Any, cast
 
 import orjson
 
-from spinekg.kg.claims.kinds import GLOSSARY, KINDS, Anatomy, Context, Kind, Known, Shape, kind_names
+from spinekg.kg.claims.kinds import GLOSSARY, Anatomy, Context, Kind, Known, Shape, kind_names
+from spinekg.kg.claims.kinds import KINDS as GRAPH_KINDS
 from spinekg.kg.claims.limits import MAX_CLAIM_BYTES, MAX_CLAIM_LINES
 from spinekg.kg.claims.model import Claim, Finding, Line, Repair
+from spinekg.kg.claims.ncci_kinds import NCCI_KINDS
 from spinekg.kg.claims.parse import CLAIM_KEYS, load_json, parse_claim
 from spinekg.kg.claims.rules import Rule
 from spinekg.kg.errors import InputError, SpinekgError
 from spinekg.kg.graph import KnowledgeGraph
+from spinekg.kg.ncci.store import NcciStore
 from spinekg.kg.paths import site_rules_dir
 from spinekg.kg.queries import NamedQuery, discover, get_query, load_query
-from spinekg.kg.sparql import SparqlError, inspect_query
 
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 MAX_RULE_FILE_BYTES = 256 * 1024  # a site's rule file; the packaged ones are under 4 KiB
+KINDS: dict[str, type[Kind]] = {**GRAPH_KINDS, **NCCI_KINDS}  # every rule kind: the graph's tables, then CMS's
 DISPATCH_CACHE = 16384  # claim shapes whose relevant rules are remembered, per cache (a few MB at most)
 _NONE: frozenset[str] = frozenset()
 _CLAIM_FIELDS = frozenset(CLAIM_KEYS)
@@ -103,6 +106,7 @@ class ClaimValidator:
             for r in get_query("sources").run(graph).values()
         }
         self.statuses = {str(r["status"]) for r in get_query("evidence-statuses").run(graph).values()}
+        self._ncci: NcciStore | bool | None = None  # opened when a rule reads it; False: nothing imported
         self.rules: list[Rule] = []
         self.checkers: list[Kind] = []
         for query in rule_files if rule_files is not None else rule_queries():
@@ -121,7 +125,7 @@ class ClaimValidator:
             rows = result.values()
             self._check_table(rule, query, rows)
             try:
-                checker = kind(rule, rows, self.anatomy)
+                checker = kind(rule, rows, self.anatomy, self._ncci_store() if kind.uses_ncci else None)
             except (KeyError, ValueError, TypeError) as exc:
                 raise SpinekgError(f"rule {rule.id}: its table does not fit a {kind.name} rule: {exc}") from exc
             self.rules.append(rule)
@@ -140,6 +144,13 @@ class ClaimValidator:
         self.dates = sorted({d for checker in self._dated_rules for d in checker.dates()})
         self._undated: dict[frozenset[str], tuple[tuple[Kind, ...], tuple[Kind, ...]]] = {}  # codes -> (plain, flagged)
         self._dated: dict[tuple[frozenset[str], int], tuple[Kind, ...]] = {}
+
+    def _ncci_store(self) -> NcciStore | None:
+        """The imported NCCI tables (kg/ncci), opened once; None when none is imported."""
+        if self._ncci is None:
+            store = NcciStore.open()
+            self._ncci = store if store.releases() else False
+        return self._ncci if isinstance(self._ncci, NcciStore) else None
 
     def _check_table(self, rule: Rule, query: NamedQuery, rows: list[dict[str, Any]]) -> None:
         """A table's evidence statuses and source ids must be ones the graph knows: a misspelt status
@@ -311,7 +322,9 @@ class ClaimValidator:
             work = [(origin, Line(i + 1, ln.code, ln.modifiers, ln.units, ln.levels)) for i, (origin, ln) in enumerate(merged)]
             if not work or len(work) > MAX_SUGGESTION_GROWTH * len(claim.lines):
                 return None
-            current = Claim([ln for _, ln in work], claim.date_of_service, claim.place_of_service, claim.id)
+            current = Claim(
+                [ln for _, ln in work], claim.date_of_service, claim.place_of_service, claim.id, claim_type=claim.claim_type
+            )
             errors_or_none = self._errors(current)
             if errors_or_none is None:
                 return None
@@ -338,7 +351,10 @@ class ClaimValidator:
         return [f for f in out if f.severity == "error"]
 
     def describe_rules(self) -> list[dict[str, Any]]:
-        return [r.describe() | {"sources": [self.sources[s] for s in r.sources]} for r in self.rules]
+        return [
+            r.describe() | {"active": c.active, "sources": [self.sources[s] for s in r.sources]}
+            for r, c in zip(self.rules, self.checkers, strict=True)
+        ]
 
 
 def rule_queries() -> list[NamedQuery]:
@@ -364,6 +380,8 @@ def site_rule(path: Path) -> NamedQuery:
         raise SpinekgError(f"{where}: not a regular file")
     if info.st_size > MAX_RULE_FILE_BYTES:
         raise SpinekgError(f"{where}: {info.st_size} bytes; a rule file has at most {MAX_RULE_FILE_BYTES}")
+    from spinekg.kg.sparql import SparqlError, inspect_query  # only for site rules: not on every start-up
+
     query = load_query(path, "rule")
     try:
         shape = inspect_query(query.text)

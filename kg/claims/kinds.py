@@ -28,6 +28,7 @@ from spinekg.kg.claims.model import Claim, Finding, Line, Repair
 from spinekg.kg.claims.parse import CLAIM_KEYS, LINE_KEYS
 from spinekg.kg.claims.rules import Rule
 from spinekg.kg.facts.codes import as_date, in_force
+from spinekg.kg.ncci.store import NcciStore
 from spinekg.kg.nearest import NearValues
 from spinekg.kg.sources import source_order
 from spinekg.kg.text import either
@@ -143,14 +144,16 @@ class Kind:
     # True: ``relevant`` reads the shape's codes and day only (the engine then asks once per set of
     # codes and period between the rules' dates); False: it reads the codes and flags, never the day
     by_day: ClassVar[bool] = False
+    uses_ncci: ClassVar[bool] = False  # reads the imported NCCI tables (the engine then hands them over)
     # True: ``applies`` says, claim by claim, whether the claim's flags (modifiers, lines without
     # levels, assumed fields) let the rule fire; the engine caches ``relevant`` by codes alone and
     # asks ``applies`` of these rules only
     flagged: ClassVar[bool] = False
 
-    def __init__(self, rule: Rule, rows: list[Row], anatomy: Anatomy) -> None:
+    def __init__(self, rule: Rule, rows: list[Row], anatomy: Anatomy, ncci: NcciStore | None = None) -> None:
         self.rule = rule
         self.anatomy = anatomy
+        self.ncci = ncci  # the imported NCCI tables, for the kinds that read them
         self.codes: frozenset[str] = frozenset()
         self.compile(rows)
 
@@ -159,6 +162,11 @@ class Kind:
 
     def compile(self, rows: list[Row]) -> None:
         raise NotImplementedError
+
+    @property
+    def active(self) -> bool:
+        """False when what the rule reads is missing (an NCCI table not imported): it never fires."""
+        return True
 
     def relevant(self, shape: Shape) -> bool:
         """False when the rule cannot fire on any claim of this shape (the engine then skips it)."""
@@ -200,6 +208,7 @@ class Known(Kind):
         self.field = self.option("field")
 
     flagged = True
+    uses_ncci = True  # a code of CMS's tables is a known code
 
     def relevant(self, shape: Shape) -> bool:
         return not shape.codes <= self.values if self.field == "code" else shape.modifiers
@@ -218,11 +227,12 @@ class Known(Kind):
     def check(self, ctx: Context, out: list[Finding]) -> None:
         hints: dict[str, str] = {}  # the first MAX_HINTS distinct unknown values of a claim get a "did you mean"
         values = self.values
+        ncci = self.ncci if self.field == "code" else None
         for line in ctx.lines:
             found = (line.code,) if self.field == "code" else dict.fromkeys(line.modifiers)
             for value in found:
-                if value in values:
-                    continue
+                if value in values or (ncci is not None and ncci.knows(value, ctx.dos)):
+                    continue  # a code of the imported NCCI tables is known too (its NCCI rules check it)
                 closest = hints.get(value)
                 if closest is None:
                     closest = hints[value] = self.closest(value) if len(hints) < MAX_HINTS else ""

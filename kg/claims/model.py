@@ -28,6 +28,7 @@ class Claim:
     date_of_service: date
     place_of_service: str | None = None
     id: Any = None
+    claim_type: str = "professional"  # professional (837P, CMS-1500) or outpatient (837I, UB-04): which NCCI tables apply
     assumed: dict[str, str] = field(default_factory=dict)  # fields the claim left out -> the value used
 
 

@@ -29,7 +29,10 @@ MAX_MODIFIERS = 4  # CMS-1500 item 24D and X12 SV101-3..6
 SHOWN = 40  # characters of a bad value quoted in an error message
 # The claim contract: a key outside it is refused (a misspelt "levles" would otherwise drop the levels
 # silently and turn a wrong claim into a valid one).
-CLAIM_KEYS = ("id", "date_of_service", "place_of_service", "lines")
+CLAIM_KEYS = ("id", "date_of_service", "place_of_service", "claim_type", "lines")
+# professional: a practitioner's claim (837P, CMS-1500); outpatient: a hospital outpatient claim (837I,
+# UB-04). The claim type picks CMS's practitioner or outpatient-hospital NCCI tables.
+CLAIM_TYPES = ("professional", "outpatient")
 LINE_KEYS = ("code", "modifiers", "units", "levels")
 _CLAIM_KEY_SET = frozenset(CLAIM_KEYS)
 _LINE_KEY_SET = frozenset(LINE_KEYS)
@@ -167,7 +170,11 @@ def parse_claim(
     if max_levels is None:
         max_levels = len(set(vertebrae.values()))
     lines = [_parse_line(raw, i, vertebrae, max_levels, levels_hint) for i, raw in enumerate(raw_lines)]
-    return Claim(lines, when, pos, claim_id, {"date_of_service": when.isoformat()} if dos is None else {})
+    claim_type = obj.get("claim_type", CLAIM_TYPES[0])
+    if claim_type not in CLAIM_TYPES:
+        raise InputError("claim_type", f"{show(claim_type)} is not a claim type; use {' or '.join(CLAIM_TYPES)}")
+    assumed = {"date_of_service": when.isoformat()} if dos is None else {}
+    return Claim(lines, when, pos, claim_id, claim_type=claim_type, assumed=assumed)
 
 
 def _parse_line(raw: Any, i: int, vertebrae: Mapping[str, str], max_levels: int, levels_hint: str) -> Line:

@@ -43,7 +43,7 @@ from spinekg.kg.ncci.release import Release, part_of, release_from_flag, release
 from spinekg.kg.ncci.sources import Source, open_rows, sources_of
 from spinekg.kg.ncci.tables import FORMAT_VERSION, MAX_ROW, MAX_SOURCES, PROVENANCE_BITS, ROW_BITS, SCHEMAS, ColumnWriter, Schema
 from spinekg.kg.ncci.values import NcciFileError
-from spinekg.kg.paths import cache_dir, writable_dir
+from spinekg.kg.paths import ncci_dir, writable_dir
 
 CHUNK_ROWS = 1 << 18  # rows sorted in memory at a time (~15 MB of Python integers)
 MAX_STRINGS = 0xFFFF
@@ -57,8 +57,11 @@ EXPECTED = (
 
 
 def store_root(cache: Path | None = None) -> Path:
-    """The folder of the NCCI tables: <cache>/ncci (cache: kg.paths.cache_dir() unless given)."""
-    return (cache if cache is not None else cache_dir()) / "ncci"
+    """The folder of the NCCI tables: <cache>/ncci for a given cache; else $SPINEKG_NCCI_DIR, else
+    <kg.paths.cache_dir()>/ncci."""
+    if cache is not None:
+        return cache / "ncci"
+    return ncci_dir()
 
 
 @dataclass

@@ -312,6 +312,33 @@ class NcciStore:
                     table = self._tables[key] = MappedTable(info)
         return table
 
+    def has(self, kind: str) -> bool:
+        """Whether a release of ``kind`` (ptp-practitioner, mue-practitioner, aoc ...) is imported."""
+        return bool(self._infos.get(kind))
+
+    def knows(self, code: str, on: date | None = None) -> bool:
+        """Whether a code is in an imported table in force on ``on``: a Column 1 or Column 2 code is
+        found as Column 1 of its own edits or by its MUE, an add-on by its add-on edits. (A code only
+        ever in Column 2 and without an MUE is not found: CMS gives nearly every code an MUE.)"""
+        try:
+            number, _ = self._code(code)
+        except InputError:
+            return False
+        for kind in (*PTP_KINDS.values(), "aoc"):
+            info = self.release(kind, on) if self.has(kind) else None
+            if info is not None:
+                start, end = self.table(info).span(number << 32, (number + 1) << 32)
+                if start < end:
+                    return True
+        for kind in MUE_KINDS.values():
+            info = self.release(kind, on) if self.has(kind) else None
+            if info is not None:
+                codes = self.table(info).columns["code"]
+                index = bisect.bisect_left(codes, number)
+                if index < len(codes) and codes[index] == number:
+                    return True
+        return False
+
     # --- lookups --------------------------------------------------------------------------------------
 
     def ptp(

@@ -11,8 +11,7 @@ import pytest
 import yaml
 
 from spinekg.kg.claims import ClaimValidator
-from spinekg.kg.claims.engine import describe_kinds, rule_queries
-from spinekg.kg.claims.kinds import KINDS
+from spinekg.kg.claims.engine import KINDS, describe_kinds, rule_queries
 from spinekg.kg.claims.model import Finding
 from spinekg.kg.claims.sample import random_claims
 from spinekg.kg.errors import SpinekgError

@@ -1,0 +1,93 @@
+"""Claims against NCCI tables imported from the fixtures (tests/cases/claims-ncci.yaml): the ncci-*
+rule kinds judge codes of any family from CMS's tables, as of the date of service and by claim type,
+and stay inactive (silent) while no table is imported."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from spinekg.kg.claims import ClaimValidator
+from spinekg.kg.graph import KnowledgeGraph
+from spinekg.kg.ncci import import_ncci
+from tests.conftest import CASES, REPO
+from tests.kg.test_claims import describe_line
+
+FIXTURES = REPO / "tests" / "fixtures" / "ncci"
+NCCI_CASES: list[dict[str, Any]] = yaml.safe_load((CASES / "claims-ncci.yaml").read_text(encoding="utf-8"))
+TODAY = date(2026, 5, 5)
+
+
+@pytest.fixture(scope="module")
+def ncci_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("ncci-home")
+    files = [
+        *sorted(FIXTURES.glob("ccipra-v321r0-f*.TXT")),
+        FIXTURES / "ccioph-v321r0-f1.TXT",
+        FIXTURES / "MCR_MUE_PractitionerServices_Eff_04-01-2026.csv",
+        FIXTURES / "MCR_MUE_OutpatientHospitalServices_Eff_04-01-2026.csv",
+        FIXTURES / "AOC_V2026Q2-MCR.txt",
+    ]
+    import_ncci(files, cache=home / "cache")
+    return home
+
+
+@pytest.fixture(scope="module")
+def validator(graph: KnowledgeGraph, ncci_home: Path) -> Iterator[ClaimValidator]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SPINEKG_NCCI_DIR", str(ncci_home / "cache" / "ncci"))
+        yield ClaimValidator(graph)
+
+
+@pytest.mark.parametrize("case", NCCI_CASES, ids=[c["id"] for c in NCCI_CASES])
+def test_claim_against_the_ncci_tables(validator: ClaimValidator, case: dict[str, Any]) -> None:
+    verdict = validator.validate(case["claim"], today=TODAY)
+    expect, found = case["expect"], verdict["findings"]
+    assert {f["rule"] for f in found} == set(expect["rules"]), [(f["rule"], f["message"]) for f in found]
+    assert verdict["valid"] is expect["valid"]
+    for rule, severity in (expect.get("severities") or {}).items():
+        assert {f["severity"] for f in found if f["rule"] == rule} == {severity}
+    if "message" in expect:
+        assert any(expect["message"] in f["message"] + " " + f["fix"] for f in found), [f["message"] for f in found]
+    for rule, groups in (expect.get("lines") or {}).items():
+        assert [f["lines"] for f in found if f["rule"] == rule] == groups, rule
+    if "suggestion" in expect:
+        suggestion = verdict["suggestion"]
+        if expect["suggestion"] is None:
+            assert suggestion is None
+        else:
+            assert [describe_line(ln) for ln in suggestion["lines"]] == expect["suggestion"]
+    for f in found:
+        if f["rule"].startswith("ncci-"):
+            assert "release" in f["message"], "an NCCI finding names its release"
+
+
+def test_every_ncci_rule_has_a_failing_and_a_passing_case(validator: ClaimValidator) -> None:
+    for rule in (r.id for r in validator.rules if r.kind.startswith("ncci-")):
+        assert any(rule in c["expect"]["rules"] for c in NCCI_CASES), rule
+        assert any(rule in c.get("tests", []) and rule not in c["expect"]["rules"] for c in NCCI_CASES), rule
+
+
+def test_without_imported_tables_the_ncci_rules_are_inactive(
+    graph: KnowledgeGraph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPINEKG_NCCI_DIR", str(tmp_path))
+    validator = ClaimValidator(graph)
+    rules = {r["id"]: r for r in validator.describe_rules()}
+    assert rules["ncci-ptp-edit"]["active"] is False and rules["units-exceed-limit"]["active"] is True
+    verdict = validator.validate({"date_of_service": "2026-05-05", "lines": [{"code": "77012"}, {"code": "76000"}]})
+    assert not [f for f in verdict["findings"] if f["rule"].startswith("ncci-")]
+
+
+def test_outpatient_claims_read_the_outpatient_table(validator: ClaimValidator) -> None:
+    """22510 with 99155: practitioner indicator 0 (never), outpatient-hospital indicator 1 (with a modifier)."""
+    claim = {"date_of_service": "2026-05-05", "lines": [{"code": "22510", "levels": ["T8"]}, {"code": "99155"}]}
+    professional = validator.validate(claim)
+    outpatient = validator.validate(claim | {"claim_type": "outpatient"})
+    assert [f["message"] for f in professional["findings"] if f["rule"] == "ncci-ptp-edit"][0].count("indicator 0") == 1
+    assert [f["message"] for f in outpatient["findings"] if f["rule"] == "ncci-ptp-edit"][0].count("indicator 1") == 1
