@@ -38,7 +38,7 @@ def sample_stream(n: int, seed: int = 7) -> list[bytes]:
     pairs: list[tuple[str, str]] = []
     with gzip.open(SHARED / TABLES[0], "rt", newline="") as f:
         for i, row in enumerate(csv.DictReader(f, delimiter="\t")):
-            if i % 97 == 0 and not row["deletion_date"]:
+            if i % 97 == 0 and row["deletion_date"] in ("", "*", "99991231"):
                 pairs.append((row["column_1"], row["column_2"]))
     codes: list[str] = []
     with gzip.open(SHARED / TABLES[1], "rt", newline="") as f:

@@ -86,14 +86,10 @@ class NcciPair(_Ncci):
         setting = self.setting_of(ctx)
         if setting is None or self.ncci is None or len(ctx.by_code) < 2:
             return
-        ptp, dos = self.ncci.ptp, ctx.dos
         edits: dict[str, list[PtpEdit]] = defaultdict(list)  # Column 2 code -> its edits with the claim's codes
-        for column1 in ctx.by_code:
-            for column2 in ctx.by_code:
-                if column1 != column2:
-                    edit = ptp(column1, column2, dos, setting)
-                    if edit is not None and edit.modifier_indicator in (0, 1):
-                        edits[column2].append(edit)
+        for edit in self.ncci.ptp_among(list(ctx.by_code), ctx.dos, setting):
+            if edit.modifier_indicator in (0, 1):
+                edits[edit.column2].append(edit)
         for column2, found in edits.items():
             never = [e for e in found if e.modifier_indicator == 0]
             lines = ctx.by_code[column2]

@@ -357,6 +357,36 @@ class NcciStore:
         index = _ptp_in_force(table, start, end, day_number(on or date.today()))
         return None if index is None else _ptp_edit(table, index, setting, text1, text2)
 
+    def ptp_among(self, codes: list[str], on: date | None = None, setting: str = "practitioner") -> list[PtpEdit]:
+        """The edits in force on ``on`` between any two of ``codes`` (both column orders), for one claim:
+        the release, its table and the codes' numbers are resolved once, then one binary search per
+        ordered pair, and an edit is built only for the pairs that have one."""
+        info = self.release(_kind(PTP_KINDS, setting, "setting"), on)
+        if info is None or len(codes) < 2:
+            return []
+        table = self.table(info)
+        keys = table.columns["key"]
+        rows = table.rows
+        numbers = [self._code(code) for code in codes]
+        day = day_number(on or date.today())
+        found = []
+        for number1, text1 in numbers:
+            high = number1 << 32
+            for number2, text2 in numbers:
+                if number1 == number2:
+                    continue
+                key = high | number2
+                start = bisect.bisect_left(keys, key)
+                if start == rows or keys[start] != key:
+                    continue
+                end = start + 1
+                while end < rows and keys[end] == key:
+                    end += 1
+                index = _ptp_in_force(table, start, end, day)
+                if index is not None:
+                    found.append(_ptp_edit(table, index, setting, text1, text2))
+        return found
+
     def ptp_between(self, code_a: str, code_b: str, on: date | None = None, setting: str = "practitioner") -> list[PtpEdit]:
         """The edits between two codes in either column order, in force on ``on``."""
         found = [self.ptp(code_a, code_b, on, setting), self.ptp(code_b, code_a, on, setting)]
