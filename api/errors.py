@@ -13,6 +13,7 @@ from spinekg.api.responses import JSON
 from spinekg.kg.errors import InputError, SpinekgError
 from spinekg.kg.facts.codes import UnknownCodeError
 from spinekg.kg.facts.levels import UnknownVertebraError
+from spinekg.kg.facts.ncci import NoNcciTables
 from spinekg.kg.queries import UnknownQueryError
 from spinekg.kg.sparql import (
     SparqlBusy,
@@ -73,6 +74,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(UnknownVertebraError)
     async def unknown_vertebra(_: Request, exc: UnknownVertebraError) -> JSON:
         return JSON({"detail": exc.detail, "field": "level"}, status_code=404)
+
+    @app.exception_handler(NoNcciTables)
+    async def no_ncci_tables(_: Request, exc: NoNcciTables) -> JSON:
+        return JSON({"detail": exc.detail, "field": exc.field}, status_code=404)
 
     @app.exception_handler(InputError)
     async def bad_input(_: Request, exc: InputError) -> JSON:

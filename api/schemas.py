@@ -263,6 +263,51 @@ class ConflictsResponse(BaseModel):
     conflicts: list[Conflict]
 
 
+class NcciEdit(BaseModel):
+    column1: str
+    column2: str = Field(description="the code not paid with Column 1")
+    modifier_indicator: int = Field(description="0 never together; 1 only with a modifier that shows distinct services")
+    meaning: str
+    rationale: str
+    effective: str | None = Field(description="null where the imported file carries no effective dates")
+    deletion: str | None = Field(description="the last day in force; null: open")
+    release: str
+
+
+class NcciEdits(BaseModel):
+    code: str
+    date: str
+    setting: str
+    release: str | None
+    edits: list[NcciEdit]
+
+
+class NcciMueValue(BaseModel):
+    value: int
+    mai: int = Field(description="1 per claim line, 2 per date (policy), 3 per date (clinical)")
+    mai_text: str
+    rationale: str
+    release: str
+    in_force_from: str
+
+
+class NcciMue(BaseModel):
+    code: str
+    date: str
+    service_type: str
+    mue: NcciMueValue | None
+
+
+class NcciPrimaries(BaseModel):
+    code: str
+    date: str
+    add_on: bool
+    release: str | None
+    edit_types: list[int]
+    primaries: list[str]
+    contractor_defined: bool = Field(description="true for edit types 2 and 3: the contractor defines (more) primaries")
+
+
 class Vertebra(BaseModel):
     level: str
     label: str

@@ -344,6 +344,23 @@ def cmd_import_ncci(args: argparse.Namespace) -> int:
 NCCI_RELEASE_COLUMNS = ["kind", "release", "in_force_from", "rows", "bytes", "files", "imported_at", "effective_dates"]
 
 
+def cmd_ncci_lookup(args: argparse.Namespace) -> int:
+    """spinekg ncci edits|mue|primaries CODE: the JSON of GET /codes/{code}/edits|mue|primaries."""
+    from spinekg.kg.facts import ncci
+    from spinekg.kg.ncci import NcciStore
+
+    store = NcciStore.open()
+    on = ncci.parse_on(args.on)
+    if args.ncci_command == "edits":
+        answer = ncci.code_edits(store, args.code, on, args.setting, args.other)
+    elif args.ncci_command == "mue":
+        answer = ncci.code_mue(store, args.code, on, args.service_type)
+    else:
+        answer = ncci.addon_primaries(store, args.code, on)
+    print(json.dumps(answer, indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
 def cmd_ncci_releases(args: argparse.Namespace) -> int:
     from spinekg.kg.ncci import NcciStore
 
@@ -464,6 +481,20 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
 
     p = sub.add_parser("ncci", help="the imported NCCI tables: releases, diff")
     ncci = p.add_subparsers(dest="ncci_command", required=True, parser_class=_Parser)
+    for name, what in (
+        ("edits", "the PTP edits of CODE in Column 1 (or, --with, between CODE and another code) in force on a date"),
+        ("mue", "the MUE of CODE for a service type in the release in force on a date"),
+        ("primaries", "the add-on code edits of CODE in force on a date: its primaries and edit types"),
+    ):
+        p = ncci.add_parser(name, help=what)
+        p.add_argument("code", metavar="CODE")
+        p.add_argument("--on", metavar="YYYY-MM-DD", help="the date of service (default: today)")
+        if name == "edits":
+            p.add_argument("--with", dest="other", metavar="CODE", help="only the edits between CODE and this code")
+            p.add_argument("--setting", choices=("practitioner", "outpatient"), default="practitioner")
+        if name == "mue":
+            p.add_argument("--service-type", choices=("practitioner", "outpatient", "dme"), default="practitioner")
+        p.set_defaults(func=cmd_ncci_lookup)
     p = ncci.add_parser("releases", help="list the imported releases of each NCCI table")
     p.add_argument("--format", "-f", choices=("table", "json", "csv"), default="table")
     p.set_defaults(func=cmd_ncci_releases)

@@ -12,7 +12,7 @@ from typing import Any
 from spinekg.kg.claims import ClaimValidator
 from spinekg.kg.errors import InputError
 from spinekg.kg.export import export_graph
-from spinekg.kg.facts import Facts, codes, levels, page, relations
+from spinekg.kg.facts import Facts, codes, levels, ncci, page, relations
 from spinekg.kg.graph import KnowledgeGraph
 from spinekg.kg.queries import NamedQuery
 from spinekg.kg.sparql import SparqlPool, SparqlPoolConfig, SparqlRequest, SparqlResult
@@ -65,6 +65,15 @@ class KnowledgeService:
         return levels.vertebra(self.facts, level)
 
     # ------------------------------------------------------------------ claims, SPARQL, ontology
+
+    def ncci_edits(self, code: str, on: str | None, setting: str, other: str | None) -> dict[str, Any]:
+        return ncci.code_edits(self.validator.ncci_store(), code, ncci.parse_on(on), setting, other)
+
+    def ncci_mue(self, code: str, on: str | None, service_type: str) -> dict[str, Any]:
+        return ncci.code_mue(self.validator.ncci_store(), code, ncci.parse_on(on), service_type)
+
+    def ncci_primaries(self, code: str, on: str | None) -> dict[str, Any]:
+        return ncci.addon_primaries(self.validator.ncci_store(), code, ncci.parse_on(on))
 
     def rules(self) -> list[dict[str, Any]]:
         """The claim rules loaded (packaged and the site's own), with their sources."""

@@ -15,6 +15,9 @@ from spinekg.api.schemas import (
     CodeSummary,
     ConflictsResponse,
     ErrorBody,
+    NcciEdits,
+    NcciMue,
+    NcciPrimaries,
     PairsResponse,
     Vertebra,
     VertebraDetail,
@@ -88,6 +91,56 @@ async def get_bundles(code: CodePath, service: ServiceDep) -> JSON:
 )
 async def get_conflicts(code: CodePath, service: ServiceDep) -> JSON:
     return JSON(service.conflicts(code))
+
+
+NO_TABLE: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "the NCCI table asked for is not imported (spinekg import ncci)"},
+    422: {"model": ErrorBody, "description": "a malformed code, date, setting or service type"},
+}
+OnQuery = Annotated[str | None, Query(max_length=10, description="the date of service (YYYY-MM-DD); today when left out")]
+
+
+@router.get(
+    "/codes/{code}/edits",
+    response_model=NcciEdits,
+    responses=NO_TABLE,
+    summary="CMS's NCCI PTP edits of any code in Column 1 (or between it and another code) in force on a date",
+)
+async def get_edits(
+    code: CodePath,
+    service: ServiceDep,
+    on: OnQuery = None,
+    setting: Annotated[str, Query(max_length=16, description="practitioner or outpatient (hospital)")] = "practitioner",
+    other: Annotated[
+        str | None, Query(alias="with", max_length=8, description="only the edits between the code and this one")
+    ] = None,
+) -> JSON:
+    return JSON(service.ncci_edits(code, on, setting, other))
+
+
+@router.get(
+    "/codes/{code}/mue",
+    response_model=NcciMue,
+    responses=NO_TABLE,
+    summary="CMS's medically unlikely edit (MUE) of any code for a service type, in the release in force on a date",
+)
+async def get_mue(
+    code: CodePath,
+    service: ServiceDep,
+    on: OnQuery = None,
+    service_type: Annotated[str, Query(max_length=16, description="practitioner, outpatient or dme")] = "practitioner",
+) -> JSON:
+    return JSON(service.ncci_mue(code, on, service_type))
+
+
+@router.get(
+    "/codes/{code}/primaries",
+    response_model=NcciPrimaries,
+    responses=NO_TABLE,
+    summary="CMS's add-on code edits of any code in force on a date: its primaries and edit types",
+)
+async def get_primaries(code: CodePath, service: ServiceDep, on: OnQuery = None) -> JSON:
+    return JSON(service.ncci_primaries(code, on))
 
 
 @router.get("/vertebrae", response_model=list[Vertebra], summary="Every level a claim can name, in order")

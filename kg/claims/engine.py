@@ -145,6 +145,10 @@ class ClaimValidator:
         self._undated: dict[frozenset[str], tuple[tuple[Kind, ...], tuple[Kind, ...]]] = {}  # codes -> (plain, flagged)
         self._dated: dict[tuple[frozenset[str], int], tuple[Kind, ...]] = {}
 
+    def ncci_store(self) -> NcciStore | None:
+        """The imported NCCI tables the rules read (None when none is imported)."""
+        return self._ncci_store()
+
     def _ncci_store(self) -> NcciStore | None:
         """The imported NCCI tables (kg/ncci), opened once; None when none is imported."""
         if self._ncci is None:

@@ -104,6 +104,12 @@ ROUTES_TESTED_ELSEWHERE: dict[tuple[str, str], tuple[str, str]] = {
         "tests/api/test_api.py::test_openapi_documents_every_endpoint_with_examples",
         "the OpenAPI document: its paths and examples are what that test checks",
     ),
+    ("GET", "/codes/{code}/edits"): ("tests/api/test_ncci_api.py::test_ncci_route", "needs NCCI tables imported from fixtures"),
+    ("GET", "/codes/{code}/mue"): ("tests/api/test_ncci_api.py::test_ncci_route", "needs NCCI tables imported from fixtures"),
+    ("GET", "/codes/{code}/primaries"): (
+        "tests/api/test_ncci_api.py::test_ncci_route",
+        "needs NCCI tables imported from fixtures",
+    ),
     ("GET", "/docs"): ("tests/api/test_http.py::test_docs_load_nothing_from_outside", "Swagger UI, an HTML page"),
     ("GET", "/docs/oauth2-redirect"): ("tests/api/test_http.py::test_docs_load_nothing_from_outside", "an HTML page"),
     ("GET", "/redoc"): ("tests/api/test_http.py::test_docs_load_nothing_from_outside", "ReDoc, an HTML page"),
