@@ -14,17 +14,18 @@ Each query runs in a worker process (``python -m spinekg.kg.sparql``), never in 
   network. A worker that cannot install it serves nothing unless the operator allowed it
   (``SparqlPoolConfig.allow_unconfined``);
 * the parent gives each query a time limit (a runaway worker is killed and replaced), cuts a result
-  at ``max_rows`` and refuses one larger than ``max_bytes``;
-* waiting for a worker happens in the pool's own dispatcher threads, one per worker, behind a
-  bounded queue: when it is full, or a query waited a whole time limit, the caller is told to come
-  back (``SparqlBusy``) instead of holding a thread of the web server.
+  at ``max_rows`` and refuses one larger than ``max_bytes``; a worker's answer is read as a frame of
+  bounded size (JSON header, raw body), never unpickled;
+* the workers are driven from the server's event loop (pipe callbacks, no thread waits on a worker)
+  behind a bounded queue: when it is full, or a query waited a whole time limit, the caller is told
+  to come back (``SparqlBusy``) instead of holding a thread of the web server.
 
 Oxigraph cannot cancel a running query, hence processes rather than threads."""
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import collections
 import contextlib
 import ctypes
 import errno
@@ -32,19 +33,22 @@ import functools
 import logging
 import os
 import platform
-import queue
 import re
 import signal
+import struct
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 from xml.sax.saxutils import escape
 
 import mimeparse
+import orjson
+import pyoxigraph as ox
 
 from spinekg.kg.errors import SpinekgError
 
@@ -97,6 +101,7 @@ FORMAT_NAMES = {
     },
 }
 FORMS = {"SELECT": "solutions", "ASK": "solutions", "CONSTRUCT": "graph", "DESCRIBE": "graph"}
+ANSWER_TYPES = frozenset(SELECT_FORMATS) | frozenset(GRAPH_FORMATS)  # every media type a worker answers in
 
 
 # ---------------------------------------------------------------- errors
@@ -318,8 +323,6 @@ def service_description(media: str, public_base_url: str | None = None) -> bytes
     """The SPARQL service description in Turtle, JSON-LD or RDF/XML. The endpoint's IRI is
     ``public_base_url`` + /sparql when one is configured, else the empty relative IRI (the document
     itself, which is the endpoint): never taken from the request, whose Host header a client chooses."""
-    import pyoxigraph as ox
-
     formats = {TURTLE: ox.RdfFormat.TURTLE, JSONLD: ox.RdfFormat.JSON_LD, RDFXML: ox.RdfFormat.RDF_XML}
     triples = [q.triple for q in ox.parse(_DESCRIPTION.format(endpoint=_PLACEHOLDER), format=ox.RdfFormat.TURTLE)]
     prefixes = {"sd": "http://www.w3.org/ns/sparql-service-description#", "fmt": "http://www.w3.org/ns/formats/"}
@@ -471,6 +474,7 @@ def _verdict(query: str) -> QueryShape | tuple[str, str]:
 # Verdicts per query text (rdflib takes 2-130 ms to read one); long texts are read every time, so that the
 # cache stays small (at most VERDICT_CACHE_SIZE x VERDICT_CACHE_LENGTH characters of keys).
 VERDICT_CACHE_SIZE, VERDICT_CACHE_LENGTH = 1024, 16_384
+PLAN_CACHE_SIZE = 256
 _cached_verdict = functools.lru_cache(maxsize=VERDICT_CACHE_SIZE)(_verdict)
 
 
@@ -487,20 +491,24 @@ def inspect_query(query: str) -> QueryShape:
 # ---------------------------------------------------------------- serialisation (worker side)
 
 
-def _term_json(term: Any) -> dict[str, str]:
-    import pyoxigraph as ox
+XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
 
-    if isinstance(term, ox.NamedNode):
-        return {"type": "uri", "value": term.value}
-    if isinstance(term, ox.BlankNode):
-        return {"type": "bnode", "value": term.value}
-    if isinstance(term, ox.Literal):
+
+def _term_json(term: Any) -> dict[str, str]:
+    kind = type(term)  # pyoxigraph's term classes cannot be subclassed
+    if kind is ox.Literal:
         out = {"type": "literal", "value": term.value}
         if term.language:
             out["xml:lang"] = term.language
-        elif term.datatype.value != "http://www.w3.org/2001/XMLSchema#string":
-            out["datatype"] = term.datatype.value
+        else:
+            datatype = term.datatype.value
+            if datatype != XSD_STRING:
+                out["datatype"] = datatype
         return out
+    if kind is ox.NamedNode:
+        return {"type": "uri", "value": term.value}
+    if kind is ox.BlankNode:
+        return {"type": "bnode", "value": term.value}
     return {"type": "triple", "value": str(term)}
 
 
@@ -529,8 +537,6 @@ def _xml_attribute(value: str) -> str:
 
 
 def _term_xml(term: Any) -> str:
-    import pyoxigraph as ox
-
     if isinstance(term, ox.NamedNode):
         return f"<uri>{_xml(term.value)}</uri>"
     if isinstance(term, ox.BlankNode):
@@ -592,8 +598,6 @@ def serialize_boolean(value: bool, fmt: str) -> bytes:
 
 
 def serialize_triples(triples: list[Any], fmt: str) -> bytes:
-    import pyoxigraph as ox
-
     formats = {
         "turtle": ox.RdfFormat.TURTLE,
         "ntriples": ox.RdfFormat.N_TRIPLES,
@@ -612,6 +616,15 @@ def _size(term: Any) -> int:
     return (len(value) if isinstance(value, str) else len(str(term))) + 40
 
 
+def _row_size(row: list[Any]) -> int:
+    size = 0
+    for term in row:
+        if term is not None:
+            value = getattr(term, "value", None)
+            size += (len(value) if isinstance(value, str) else len(str(term))) + 40
+    return size
+
+
 def _too_large(max_bytes: int) -> SparqlTooLarge:
     return SparqlTooLarge(
         f"the result is larger than {max_bytes:,} bytes, the limit for one answer; add LIMIT or select fewer or shorter values"
@@ -622,8 +635,6 @@ def dataset_arguments(request: SparqlRequest, shape: QueryShape) -> dict[str, An
     """Store.query arguments for the SPARQL 1.1 Protocol dataset rules: default-graph-uri and
     named-graph-uri win over FROM / FROM NAMED in the query; with neither, the default graph is the
     union of the asserted and the inferred graph."""
-    import pyoxigraph as ox
-
     if request.default_graphs or request.named_graphs:
 
         def iri(value: str, name: str) -> ox.NamedNode:
@@ -641,16 +652,52 @@ def dataset_arguments(request: SparqlRequest, shape: QueryShape) -> dict[str, An
     return {"use_default_graph_as_union": True}
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What a request comes to before it runs: the canonical text, the answer's media type and the
+    dataset arguments."""
+
+    query: str
+    media: str
+    dataset: dict[str, Any]
+
+
+def _plan(request: SparqlRequest) -> _Plan:
+    query = canonical_query(request.query)  # the same text for rdflib and for Oxigraph
+    shape = inspect_query(query)
+    media = choose_media(FORMS[shape.form], request.accept, request.formats)
+    return _Plan(query, media, dataset_arguments(request, shape))
+
+
+@functools.lru_cache(maxsize=PLAN_CACHE_SIZE)
+def _cached_plan(
+    query: str, accept: str | None, formats: tuple[str, ...], default_graphs: tuple[str, ...], named_graphs: tuple[str, ...]
+) -> _Plan:
+    return _plan(SparqlRequest(query, accept, formats, default_graphs, named_graphs))
+
+
+def plan_request(request: SparqlRequest) -> _Plan:
+    """The request's plan, cached when what it depends on is short (clients send the same few requests
+    over and over): at most PLAN_CACHE_SIZE x VERDICT_CACHE_LENGTH characters of keys."""
+    parts = (request.query, request.accept, request.formats, request.default_graphs, request.named_graphs)
+    size = (
+        len(request.query)
+        + len(request.accept or "")
+        + sum(map(len, request.formats + request.default_graphs + request.named_graphs))
+    )
+    return _cached_plan(*parts) if size <= VERDICT_CACHE_LENGTH else _plan(request)
+
+
 def execute(store: Any, request: SparqlRequest, check: bool = True) -> SparqlResult:
     """Read, run and serialise one query on a store (worker side). ``check=False`` skips the parser,
     for tests of what the worker's other defences do on their own."""
-    import pyoxigraph as ox
-
-    query = canonical_query(request.query)  # the same text for rdflib and for Oxigraph
-    shape = inspect_query(query) if check else QueryShape("SELECT", False)
-    media = choose_media(FORMS[shape.form], request.accept, request.formats) if check else JSON_RESULTS
+    if check:
+        plan = plan_request(request)
+    else:
+        plan = _Plan(canonical_query(request.query), JSON_RESULTS, dataset_arguments(request, QueryShape("SELECT", False)))
+    query, media = plan.query, plan.media
     try:
-        result = store.query(query, **dataset_arguments(request, shape))
+        result = store.query(query, **plan.dataset)
     except SyntaxError as exc:
         raise SparqlSyntaxError(f"the query does not parse: {_first_line(exc)}") from None
     if isinstance(result, ox.QueryBoolean):
@@ -664,8 +711,8 @@ def execute(store: Any, request: SparqlRequest, check: bool = True) -> SparqlRes
             if len(rows) >= request.max_rows:
                 truncated = True
                 break
-            row = [solution[v] for v in variables]
-            budget -= sum(_size(t) for t in row)
+            row = list(solution)  # its values in the order of the variables, None where unbound
+            budget -= _row_size(row)
             if budget < 0:
                 raise _too_large(request.max_bytes)
             rows.append(row)
@@ -807,8 +854,86 @@ def isolate(memory_bytes: int) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- the worker process
 # Workers are plain subprocesses (python -m spinekg.kg.sparql ASSERTED INFERRED MEMORY) talking over their
-# stdin and stdout with multiprocessing's framed pickles of plain values: no dependence on how the
-# parent was started.
+# stdin and stdout in frames: two 32-bit lengths, then a JSON header (orjson) and raw bytes (the query
+# text one way, the serialised answer the other). No pickle crosses the pipe: the parent never unpickles
+# what a process that runs untrusted queries wrote, and nothing depends on how the parent was started.
+
+_FRAME = struct.Struct("!II")  # header length, body length
+# Before each request frame: the time (time.monotonic(), one clock for every process) after which the
+# worker is not to start it but answer ["skipped"]; 0 for any time. See PIPELINE.
+_START_BY = struct.Struct("!d")
+MAX_HEAD_BYTES = 1 << 20  # the JSON header of a reply: a status and a message, or the isolation report
+_READ_CHUNK = 1 << 18
+
+
+def encode_frame(head: Any, body: bytes = b"") -> bytes:
+    data = orjson.dumps(head)
+    return _FRAME.pack(len(data), len(body)) + data + body
+
+
+def encode_request(request: SparqlRequest) -> bytes:
+    """The frame that carries a request to a worker (the time limit stays with the parent)."""
+    head = [request.accept, request.formats, request.default_graphs, request.named_graphs, request.max_rows, request.max_bytes]
+    try:
+        return encode_frame(head, request.query.encode("utf-8", "surrogatepass"))
+    except (TypeError, UnicodeEncodeError):  # orjson refuses an unpaired surrogate in a header or a graph name
+        raise SparqlProtocolError("a parameter is not valid Unicode", "query") from None
+
+
+def decode_request(head: Any, body: bytes) -> dict[str, Any]:
+    accept, formats, default_graphs, named_graphs, max_rows, max_bytes = head
+    return {
+        "query": body.decode("utf-8", "surrogatepass"),
+        "accept": accept,
+        "formats": tuple(formats),
+        "default_graphs": tuple(default_graphs),
+        "named_graphs": tuple(named_graphs),
+        "max_rows": max_rows,
+        "max_bytes": max_bytes,
+    }
+
+
+class Inbox:
+    """The worker's end of its request pipe, read in large chunks: the requests the pool has queued in
+    the pipe come in with one read."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffer = bytearray()
+
+    def _frame(self) -> tuple[float, Any, bytes] | None:
+        begin = _START_BY.size
+        if len(self.buffer) < begin + _FRAME.size:
+            return None
+        (start_by,) = _START_BY.unpack_from(self.buffer)
+        head_size, body_size = _FRAME.unpack_from(self.buffer, begin)
+        end = begin + _FRAME.size + head_size + body_size
+        if len(self.buffer) < end:
+            return None
+        head = orjson.loads(memoryview(self.buffer)[begin + _FRAME.size : begin + _FRAME.size + head_size])
+        body = bytes(self.buffer[begin + _FRAME.size + head_size : end])
+        del self.buffer[:end]
+        return start_by, head, body
+
+    def wait(self) -> tuple[float, Any, bytes] | None:
+        """The next request (start-by time, header, body), waiting for it; None when the pipe has ended."""
+        frame = self._frame()
+        while frame is None:
+            chunk = os.read(self.fd, _READ_CHUNK)
+            if not chunk:
+                return None
+            self.buffer += chunk
+            frame = self._frame()
+        return frame
+
+
+SKIPPED = encode_frame(["skipped"])
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def answer(store: Any, message: dict[str, Any]) -> tuple[Any, ...]:
@@ -828,28 +953,43 @@ def answer(store: Any, message: dict[str, Any]) -> tuple[Any, ...]:
         return ("SparqlSyntaxError", EVALUATION_FAILED, "query")
 
 
+def reply_frame(reply: tuple[Any, ...]) -> bytes:
+    """An answer() reply as a frame: ["ok", media type, truncated, rows] and the body, or [class, message, field]."""
+    if reply[0] == "ok":
+        body, media_type, truncated, rows = reply[1]
+        return encode_frame(["ok", media_type, truncated, rows], body)
+    return encode_frame(list(reply))
+
+
 def serve(asserted: str, inferred: str, memory_bytes: int, allow_unconfined: bool = False) -> None:
     from spinekg.kg.graph import KnowledgeGraph
 
-    inbox, outbox = Connection(os.dup(0)), Connection(os.dup(1))
+    inbox, outbox = os.dup(0), os.dup(1)
     os.dup2(2, 1)  # a stray print must not corrupt the channel
     store = KnowledgeGraph.from_files(Path(asserted), Path(inferred)).store
     inspect_query("ASK {}")  # import rdflib's parser and build its grammar before the limits apply
     _cached_verdict.cache_clear()
     isolation = isolate(memory_bytes)
     if isolation["network"] != NETWORK_FILTERED and not allow_unconfined:
-        outbox.send(("unconfined", isolation))  # fail closed: answer nothing
+        write_all(outbox, encode_frame(["unconfined", isolation]))  # fail closed: answer nothing
         return
-    outbox.send(("ready", isolation))
+    write_all(outbox, encode_frame(["ready", isolation]))
+    requests = Inbox(inbox)
     while True:
         try:
-            message = inbox.recv()
-        except (EOFError, OSError):
+            frame = requests.wait()
+        except (OSError, ValueError):
             return
-        if message is None:
+        if frame is None:
             return
-        reply = answer(store, message)
-        outbox.send(reply)
+        start_by, head, body = frame
+        if start_by and time.monotonic() > start_by:  # the pool has given it to another worker by now
+            write_all(outbox, SKIPPED)
+            continue
+        reply = answer(store, decode_request(head, body))
+        # Each answer goes out at once. (Holding the answers to the queries queued in the pipe until it is
+        # empty, to wake the server once for them all, halved the throughput over HTTP: measured.)
+        write_all(outbox, reply_frame(reply))
         if reply[0] == "SparqlOutOfMemory":
             return  # a fresh worker replaces this one
 
@@ -859,54 +999,155 @@ UNCONFINED = (
     "which needs Linux on x86-64 or AArch64); an operator who accepts SERVICE being refused by the parser "
     "alone can enable it with SPINEKG_SPARQL_ALLOW_UNCONFINED=true"
 )
+OUT_OF_MEMORY = "the query ran out of memory (the limit of a SPARQL worker is {limit}); narrow it or add LIMIT"
 
 
 class _Unconfined(Exception):
     """The worker could not install its network filter and was not allowed to run without it."""
 
 
-class _Worker:
-    def __init__(self, files: tuple[str, str], memory_bytes: int, start_timeout: float, allow_unconfined: bool = False) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "spinekg.kg.sparql",
-                *files,
-                str(memory_bytes),
-                "allow-unconfined" if allow_unconfined else "confined",
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.send_conn = Connection(os.dup(self.process.stdin.fileno()))
-        self.recv_conn = Connection(os.dup(self.process.stdout.fileno()))
-        self.process.stdin.close()
-        self.process.stdout.close()
-        self.isolation: dict[str, Any] = {}
-        try:
-            if self.recv_conn.poll(start_timeout):
-                status, payload = self.recv_conn.recv()
-                if status == "ready":
-                    self.isolation = dict(payload)
-                    return
-                if status == "unconfined":
-                    self.kill()
-                    raise _Unconfined(str(dict(payload).get("network_error", "unsupported platform")))
-        except (EOFError, OSError, ValueError):
-            pass
-        self.kill()
-        raise SparqlUnavailable("a SPARQL worker did not start; try again shortly")
+class _Broken(Exception):
+    """A worker sent something that is not a reply frame, or more than a reply may hold."""
 
-    def ask(self, request: SparqlRequest) -> tuple[Any, ...]:
-        """Send one query and wait for the answer within its time limit."""
-        self.send_conn.send({k: getattr(request, k) for k in request.__dataclass_fields__})
-        if not self.recv_conn.poll(request.timeout):
-            raise SparqlTimeout(f"the query ran longer than {request.timeout:g} s and was stopped; add LIMIT or narrow it")
-        reply: tuple[Any, ...] = self.recv_conn.recv()
-        return reply
+
+# How the pool hands queries to workers. On a busy core the server and the workers take turns, and each
+# switch costs both their warm caches; so a worker answering quick queries is handed more before it has
+# finished the current one (it reads the next from its pipe as soon as it is free) and answers them in one
+# turn, and the server reads those answers in one turn too: at most PIPELINE queries per worker, and only
+# while the one it runs has run less than PIPELINE_WHILE seconds (measured: 1,600 -> 1,900 req/s for
+# pairs-with, bench/sparql_bench.py). Queries waiting in the pipe of a worker whose current query has run
+# MOVE_AFTER seconds are given to another worker; the first one skips them (each carries the time after
+# which it is not to be started) or, if it started one all the same, its answer is dropped. Those in the
+# pipe of a worker that is stopped go back to the head of the queue: none of them had started.
+PIPELINE = 16
+PIPELINE_WHILE = 0.005
+MOVE_AFTER = 0.02
+TIMER_SLACK = 0.002  # a loop timer may fire this much early (uvloop counts in milliseconds)
+
+
+@dataclass(eq=False)
+class _Job:
+    """One query on its way: waiting in the pool's queue, then in a worker's pipe, then running."""
+
+    request: SparqlRequest
+    frame: bytes
+    future: asyncio.Future[tuple[list[Any], bytes]]
+    deadline: float  # loop time after which, still waiting for a worker, it gives up (SparqlBusy)
+    expiry: asyncio.TimerHandle | None = None
+    sent: bool = False
+
+    def ghost(self) -> _Job:
+        """What stays in a worker's pipe when the query is moved to another worker: its answer is dropped."""
+        dropped: asyncio.Future[tuple[list[Any], bytes]] = self.future.get_loop().create_future()
+        dropped.cancel()
+        return _Job(self.request, self.frame, dropped, self.deadline, sent=True)
+
+
+class _Worker:
+    """One worker process, driven from the pool's event loop: requests are written to its stdin without
+    blocking, and answers read by a reader callback as they arrive; no thread waits on a worker."""
+
+    def __init__(self, process: subprocess.Popen[bytes], slot: int, loop: asyncio.AbstractEventLoop, pool: SparqlPool) -> None:
+        assert process.stdin is not None and process.stdout is not None
+        self.process, self.slot, self.loop, self.pool = process, slot, loop, pool
+        self.send_fd, self.recv_fd = process.stdin.fileno(), process.stdout.fileno()
+        os.set_blocking(self.send_fd, False)
+        os.set_blocking(self.recv_fd, False)
+        self.buffer = bytearray()
+        self.outbox = bytearray()  # requests not written yet
+        self.writing = False  # waiting for the pipe to take the rest of the outbox
+        self.hello: asyncio.Future[tuple[list[Any], bytes]] = loop.create_future()  # its first word: ready or not
+        self.jobs: collections.deque[_Job] = collections.deque()  # sent and unanswered; the first is running
+        self.started = 0.0  # loop time the running one started
+        self.started_clock = 0.0  # the same, on time.monotonic()
+        self.timer: asyncio.TimerHandle | None = None  # its time limit
+        self.mover: asyncio.TimerHandle | None = None  # when the ones behind it move to another worker
+        self.serving = False  # it has said it is ready and joined the pool
+        self.gone = False
+        self.isolation: dict[str, Any] = {}
+        loop.add_reader(self.recv_fd, self._readable)
+
+    def limit(self) -> int:
+        """The largest body the next frame may carry."""
+        return self.jobs[0].request.max_bytes if self.jobs else 0
+
+    def push(self, job: _Job) -> None:
+        job.sent = True
+        self.jobs.append(job)
+        start_by = 0.0
+        if len(self.jobs) == 1:
+            self.pool._begin(self)
+        else:
+            if self.mover is None:
+                self.pool._watch(self)
+            if self.mover is not None:  # it may be moved: if so, the worker should not run it as well
+                start_by = self.started_clock + MOVE_AFTER
+        self.outbox += _START_BY.pack(start_by)
+        self.outbox += job.frame
+        if not self.writing:
+            self._writable()
+            if self.outbox:  # a long query: the rest when the worker has read some
+                self.writing = True
+                self.loop.add_writer(self.send_fd, self._writable)
+
+    def _writable(self) -> None:
+        try:
+            written = os.write(self.send_fd, self.outbox)
+        except BlockingIOError:
+            return
+        except OSError:  # the worker is gone; its end of file on the other pipe says so
+            written = len(self.outbox)
+        del self.outbox[:written]
+        if not self.outbox and self.writing:
+            self.writing = False
+            self.loop.remove_writer(self.send_fd)
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self.recv_fd, _READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.pool._ended(self)
+            return
+        try:
+            if not self.buffer and len(data) >= _FRAME.size:  # the usual case: one whole answer in one read
+                head_size, body_size = _FRAME.unpack_from(data)
+                if len(data) == _FRAME.size + head_size + body_size:
+                    self._frame(head_size, body_size, data)
+                    return
+            self.buffer += data
+            while len(self.buffer) >= _FRAME.size and not self.gone:
+                head_size, body_size = _FRAME.unpack_from(self.buffer)
+                self._check(head_size, body_size)
+                end = _FRAME.size + head_size + body_size
+                if len(self.buffer) < end:
+                    return
+                frame = bytes(self.buffer[:end])
+                del self.buffer[:end]
+                self._frame(head_size, body_size, frame)
+        except (_Broken, orjson.JSONDecodeError):
+            self.pool._retire(self, SparqlUnavailable("the SPARQL worker sent an unreadable answer"))
+
+    def _check(self, head_size: int, body_size: int) -> None:
+        if head_size > MAX_HEAD_BYTES or body_size > self.limit():
+            raise _Broken
+
+    def _frame(self, head_size: int, body_size: int, frame: bytes) -> None:
+        self._check(head_size, body_size)
+        head = orjson.loads(memoryview(frame)[_FRAME.size : _FRAME.size + head_size])
+        if not isinstance(head, list) or not head:
+            raise _Broken
+        body = frame[_FRAME.size + head_size :]
+        if not self.serving:
+            if not self.hello.done():
+                self.hello.set_result((head, body))
+            return
+        if not self.jobs:
+            raise _Broken  # an answer nobody asked for
+        self.pool._answered(self, head, body)
 
     def exit_code(self, wait: float) -> int | None:
         try:
@@ -914,236 +1155,474 @@ class _Worker:
         except subprocess.TimeoutExpired:
             return None
 
-    def kill(self) -> None:
+    def stop(self) -> None:
+        """Unhook the pipes from the loop and kill the process (reaped later, off the loop)."""
+        if self.gone:
+            return
+        self.gone = True
+        for timer in (self.timer, self.mover):
+            if timer is not None:
+                timer.cancel()
+        self.timer = self.mover = None
+        if not self.loop.is_closed():
+            self.loop.remove_reader(self.recv_fd)
+            if self.writing:
+                self.loop.remove_writer(self.send_fd)
         with contextlib.suppress(OSError):
             self.process.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(5)
-        for conn in (self.send_conn, self.recv_conn):
-            conn.close()
 
-
-class _WorkerLost(Exception):
-    """The worker must be replaced; ``error`` is what the caller is told."""
-
-    def __init__(self, error: SparqlError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-OUT_OF_MEMORY = "the query ran out of memory (the limit of a SPARQL worker is {limit}); narrow it or add LIMIT"
-
-
-@dataclass
-class _Job:
-    request: SparqlRequest
-    future: concurrent.futures.Future[SparqlResult] = field(default_factory=concurrent.futures.Future)
+    def close_pipes(self) -> None:
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
 
 
 class SparqlPool:
-    """A few worker processes, each with its own copy of the store (the graph is small), each served by
-    a dispatcher thread of the pool's own; callers wait on a future (``run`` blocks, ``run_async``
-    awaits), never on a thread of the web server."""
+    """A few worker processes, each with its own copy of the store (the graph is small), driven from one
+    event loop (the server's: the first ``run_async`` binds it). Requests and answers travel as frames
+    on the workers' pipes, read and written by loop callbacks: a query costs the server no thread and
+    no hand-over between threads. Queries beyond what the workers take wait in a bounded queue; ``run``
+    serves callers without an event loop (on the bound loop when it runs elsewhere, else on a loop
+    thread of the pool's own)."""
 
     def __init__(self, asserted: Path, inferred: Path, workers: int = 2, config: SparqlPoolConfig | None = None) -> None:
         self.config = config or SparqlPoolConfig(workers=workers)
         self._files = (str(asserted), str(inferred))
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._pending = 0
-        self._capacity = max(1, self.config.workers) + max(0, self.config.queue_size)
-        self._closed = False
-        self._ready = threading.Event()
+        self._size = max(1, self.config.workers)
+        self._capacity = self._size + max(0, self.config.queue_size)
+        self._lock = threading.Lock()  # binding the loop, closing
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._own_loop: threading.Thread | None = None
+        # Everything below is used on the bound loop only (isolation() reads two of them from anywhere).
+        self._queue: collections.deque[_Job] = collections.deque()
         self._workers: dict[int, _Worker] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pending = 0
+        self._closed = False
+        self._ready = False  # a worker has started (or been refused) once
         self._isolation: dict[str, Any] = {}
         self._refusal: SparqlUnavailable | None = None  # set for good when workers cannot be confined
-        self._threads = [
-            threading.Thread(target=self._dispatch, args=(slot,), name=f"sparql-dispatch-{slot}", daemon=True)
-            for slot in range(max(1, self.config.workers))
-        ]
-        for thread in self._threads:
-            thread.start()
 
     # ------------------------------------------------------------ callers
 
-    def submit(self, request: SparqlRequest) -> concurrent.futures.Future[SparqlResult]:
-        """Queue a query; SparqlBusy at once when the queue is full."""
-        with self._lock:
-            if self._closed:
-                raise SparqlUnavailable("the SPARQL endpoint is shutting down")
-            if self._refusal is not None:
-                raise SparqlUnavailable(str(self._refusal))
-            if self._pending >= self._capacity:
-                raise SparqlBusy(f"{self._pending} SPARQL queries are running or waiting, as many as this server takes; retry")
-            self._pending += 1
-        job = _Job(request)
-        job.future.add_done_callback(self._release)
-        self._jobs.put(job)
-        return job.future
-
-    def _release(self, _: concurrent.futures.Future[SparqlResult]) -> None:
-        with self._lock:
-            self._pending -= 1
-
-    def _queue_wait(self, request: SparqlRequest) -> float:
-        """How long a query may wait for a worker: one time limit (plus the first start of the pool)."""
-        return request.timeout + (0.0 if self._ready.is_set() else self.config.start_timeout)
-
-    def _busy(self, request: SparqlRequest) -> SparqlBusy:
-        return SparqlBusy(f"every SPARQL worker stayed busy for {request.timeout:g} s; try again shortly")
+    async def run_async(self, request: SparqlRequest) -> SparqlResult:
+        loop = asyncio.get_running_loop()
+        home = self._home(loop)
+        if home is not loop:  # another loop than the one the workers are driven from
+            return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._run(request), home))
+        return await self._run(request)
 
     def run(self, request: SparqlRequest) -> SparqlResult:
-        future = self.submit(request)
-        try:
-            return future.result(timeout=self._queue_wait(request))
-        except concurrent.futures.TimeoutError:
-            if future.cancel():
-                raise self._busy(request) from None
-            return future.result()
-
-    async def run_async(self, request: SparqlRequest) -> SparqlResult:
-        future = self.submit(request)
-        waiting = asyncio.wrap_future(future)
-        try:
-            done, _ = await asyncio.wait({waiting}, timeout=self._queue_wait(request))
-        except asyncio.CancelledError:
-            future.cancel()  # the caller went away: drop the query if it has not started
-            raise
-        if not done and future.cancel():
-            raise self._busy(request)
-        return await waiting
+        """``run_async`` for a caller without an event loop; blocks."""
+        if self._loop is not None and _runs_in(self._loop):
+            raise RuntimeError("SparqlPool.run would block the loop that drives the workers; await run_async")
+        home = self._home(None)
+        return asyncio.run_coroutine_threadsafe(self._run(request), home).result()
 
     def isolation(self) -> dict[str, Any]:
         """What confines the workers (for a health check): parser, network filter, memory and limits."""
-        with self._lock:
-            ready = len(self._workers)
-            report = dict(self._isolation)
         return {
-            "workers": max(1, self.config.workers),
-            "ready": ready,
+            "workers": self._size,
+            "ready": len(self._workers),
             "queue_size": self.config.queue_size,
             "parser": "rdflib SPARQL 1.1 (updates and SERVICE refused)",
-            **report,
+            **dict(self._isolation),
         }
-
-    # ------------------------------------------------------------ dispatchers
-
-    def _start(self, slot: int) -> _Worker | None:
-        try:
-            worker = _Worker(self._files, self.config.memory_bytes, self.config.start_timeout, self.config.allow_unconfined)
-        except _Unconfined as exc:
-            with self._lock:
-                first = self._refusal is None
-                self._refusal = SparqlUnavailable(UNCONFINED)
-                self._isolation = {"network": "none: SPARQL disabled", "network_error": str(exc)}
-            if first:
-                log.error("SPARQL is disabled: its workers cannot install the network filter (%s)", exc)
-            self._ready.set()
-            return None
-        except (SparqlUnavailable, OSError) as exc:
-            log.error("a SPARQL worker did not start: %s", exc)
-            # fail one waiting query rather than let every caller wait for a worker that may never come
-            with contextlib.suppress(queue.Empty):
-                job = self._jobs.get(timeout=1.0)
-                if job is None:
-                    self._jobs.put(None)
-                elif job.future.set_running_or_notify_cancel():
-                    job.future.set_exception(SparqlUnavailable("no SPARQL worker could be started; try again shortly"))
-            return None
-        with self._lock:
-            if self._closed:
-                worker.kill()
-                return None
-            first = not self._isolation
-            self._workers[slot] = worker
-            self._isolation = worker.isolation
-        if first and not str(worker.isolation.get("network", "")).startswith("seccomp"):
-            log.warning(
-                "SPARQL workers run without a network filter (%s), as SPINEKG_SPARQL_ALLOW_UNCONFINED allows; "
-                "SERVICE is refused by the parser only",
-                worker.isolation.get("network_error", "unsupported platform"),
-            )
-        self._ready.set()
-        return worker
-
-    def _dispatch(self, slot: int) -> None:
-        worker: _Worker | None = None
-        while True:
-            if worker is None:
-                if self._closed:
-                    return
-                if self._refusal is not None:  # no worker will ever be confined here: refuse what is queued
-                    job = self._jobs.get()
-                    if job is None:
-                        return
-                    if job.future.set_running_or_notify_cancel():
-                        job.future.set_exception(SparqlUnavailable(str(self._refusal)))
-                    continue
-                worker = self._start(slot)
-                continue
-            job = self._jobs.get()
-            if job is None:
-                worker.kill()
-                return
-            if not job.future.set_running_or_notify_cancel():
-                continue  # its caller stopped waiting
-            try:
-                job.future.set_result(self._ask(worker, job.request))
-            except _WorkerLost as lost:
-                with self._lock:
-                    self._workers.pop(slot, None)
-                worker.kill()
-                worker = None
-                job.future.set_exception(lost.error)
-            except BaseException as exc:  # noqa: BLE001 - every failure goes to the caller
-                job.future.set_exception(exc)
-
-    def _out_of_memory(self) -> SparqlOutOfMemory:
-        limit = self._isolation.get("memory_limit_bytes")
-        return SparqlOutOfMemory(OUT_OF_MEMORY.format(limit=f"{limit / 2**20:,.0f} MiB" if limit else "the machine's memory"))
-
-    def _ask(self, worker: _Worker, request: SparqlRequest) -> SparqlResult:
-        try:
-            reply = worker.ask(request)
-        except SparqlTimeout as exc:
-            raise _WorkerLost(exc) from None
-        except (EOFError, OSError, ValueError):
-            # The worker died: Rust aborts (SIGABRT) when an allocation fails under RLIMIT_AS, and the
-            # kernel's OOM killer sends SIGKILL.
-            code = worker.exit_code(2.0)
-            if code in (-signal.SIGABRT, -signal.SIGKILL):
-                raise _WorkerLost(self._out_of_memory()) from None
-            raise _WorkerLost(SparqlUnavailable(f"the SPARQL worker stopped on this query (exit status {code})")) from None
-        status, payload = reply[0], reply[1]
-        if status == "ok":
-            body, media_type, truncated, rows = payload
-            return SparqlResult(body, media_type, truncated, rows)
-        if status == "SparqlOutOfMemory":
-            raise _WorkerLost(self._out_of_memory())
-        error = _ERRORS.get(status, SparqlUnavailable)
-        raise error(str(payload), reply[2] if len(reply) > 2 else None)
 
     def close(self) -> None:
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            workers = list(self._workers.values())
-            self._workers.clear()
-        for _ in self._threads:
-            self._jobs.put(None)
-        for worker in workers:  # a dispatcher waiting on its worker sees it die, then closes it
-            with contextlib.suppress(OSError):
-                worker.process.kill()
-        for thread in self._threads:
-            thread.join(5)
-        while True:  # queries still queued get an answer
+            loop, own = self._loop, self._own_loop
+        if loop is None:
+            return
+        if loop.is_closed():  # the loop that drove them has ended: only the processes are left to stop
+            for worker in list(self._workers.values()):
+                worker.stop()
+                _reap(worker)
+            return
+        if loop.is_running() and not _runs_in(loop):
+            done = threading.Event()
+
+            def shut() -> None:
+                try:
+                    self._shutdown()
+                finally:
+                    done.set()
+
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(shut)
+                done.wait(10)
+        else:
+            self._shutdown()
+        if own is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(loop.stop)
+            own.join(5)
+
+    # ------------------------------------------------------------ the loop the workers are driven from
+
+    def _home(self, caller: asyncio.AbstractEventLoop | None) -> asyncio.AbstractEventLoop:
+        """The loop that drives the workers; the caller's (or one of the pool's own, for ``run``) when the
+        pool has none that runs yet."""
+        with self._lock:
+            if self._closed:
+                raise SparqlUnavailable("the SPARQL endpoint is shutting down")
+            loop = self._loop
+            if loop is not None and not loop.is_closed() and (loop.is_running() or loop is caller):
+                return loop
+            if loop is not None:  # the loop that drove them has ended: start over on this one
+                for worker in self._workers.values():
+                    worker.stop()
+                    worker.close_pipes()
+                self._workers.clear()
+                self._queue.clear()
+                self._pending = 0
+            if caller is None:
+                caller = asyncio.new_event_loop()
+                self._own_loop = threading.Thread(target=caller.run_forever, name="sparql-pool", daemon=True)
+                self._own_loop.start()
+            self._loop = caller
+            caller.call_soon_threadsafe(self._launch)
+            return caller
+
+    def _launch(self) -> None:
+        for slot in range(self._size):
+            self._start(slot)
+
+    def _task(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        assert self._loop is not None
+        task = self._loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _start(self, slot: int) -> None:
+        if not self._closed and self._refusal is None:
+            self._task(self._starting_worker(slot))
+
+    async def _starting_worker(self, slot: int) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._closed and self._refusal is None:
             try:
-                job = self._jobs.get_nowait()
-            except queue.Empty:
-                break
-            if job is not None and job.future.set_running_or_notify_cancel():
-                job.future.set_exception(SparqlUnavailable("the SPARQL endpoint is shutting down"))
+                worker = await self._spawn(slot, loop)
+            except _Unconfined as exc:
+                self._refuse(str(exc))
+                return
+            except (SparqlUnavailable, OSError) as exc:
+                log.error("a SPARQL worker did not start: %s", exc)
+                # fail one waiting query rather than let every caller wait for a worker that may never come
+                self._fail_queued(SparqlUnavailable("no SPARQL worker could be started; try again shortly"), 1)
+                await asyncio.sleep(1.0)
+                continue
+            if self._closed:
+                worker.stop()
+                worker.close_pipes()
+                return
+            first = not self._isolation
+            self._workers[slot] = worker
+            self._isolation = worker.isolation
+            if first and not str(worker.isolation.get("network", "")).startswith("seccomp"):
+                log.warning(
+                    "SPARQL workers run without a network filter (%s), as SPINEKG_SPARQL_ALLOW_UNCONFINED allows; "
+                    "SERVICE is refused by the parser only",
+                    worker.isolation.get("network_error", "unsupported platform"),
+                )
+            self._ready = True
+            self._dispatch()
+            return
+
+    async def _spawn(self, slot: int, loop: asyncio.AbstractEventLoop) -> _Worker:
+        command = [
+            sys.executable,
+            "-m",
+            "spinekg.kg.sparql",
+            *self._files,
+            str(self.config.memory_bytes),
+            "allow-unconfined" if self.config.allow_unconfined else "confined",
+        ]
+        process = await loop.run_in_executor(None, _popen, command)  # fork and exec off the loop
+        worker = _Worker(process, slot, loop, self)
+        try:
+            head, _ = await asyncio.wait_for(worker.hello, self.config.start_timeout)
+            status, payload = head[0], dict(head[1])
+        except (TimeoutError, SparqlError, IndexError, TypeError, ValueError):
+            status, payload = "", {}
+        if status == "ready" and not worker.gone:
+            worker.isolation = payload
+            worker.serving = True
+            return worker
+        worker.stop()
+        await loop.run_in_executor(None, worker.exit_code, 5.0)
+        worker.close_pipes()
+        if status == "unconfined":
+            raise _Unconfined(str(payload.get("network_error", "unsupported platform")))
+        raise SparqlUnavailable("a SPARQL worker did not start; try again shortly")
+
+    def _refuse(self, reason: str) -> None:
+        first = self._refusal is None
+        self._refusal = SparqlUnavailable(UNCONFINED)
+        self._isolation = {"network": "none: SPARQL disabled", "network_error": reason}
+        self._ready = True
+        if first:
+            log.error("SPARQL is disabled: its workers cannot install the network filter (%s)", reason)
+        self._fail_queued(SparqlUnavailable(UNCONFINED))
+
+    # ------------------------------------------------------------ one query (on the loop)
+
+    async def _run(self, request: SparqlRequest) -> SparqlResult:
+        if self._closed:
+            raise SparqlUnavailable("the SPARQL endpoint is shutting down")
+        if self._refusal is not None:
+            raise SparqlUnavailable(str(self._refusal))
+        if self._pending >= self._capacity:
+            raise SparqlBusy(f"{self._pending} SPARQL queries are running or waiting, as many as this server takes; retry")
+        assert self._loop is not None
+        # waiting for a worker may last one time limit (plus the first start of the pool)
+        wait = request.timeout + (0.0 if self._ready else self.config.start_timeout)
+        job = _Job(request, encode_request(request), self._loop.create_future(), self._loop.time() + wait)
+        self._pending += 1
+        try:
+            self._queue.append(job)
+            self._dispatch()
+            if not job.sent:
+                job.expiry = self._loop.call_at(job.deadline, self._expire, job)
+            try:
+                head, body = await job.future
+            except asyncio.CancelledError:  # the caller went away: a query not yet sent never starts
+                if not job.sent:
+                    self._unqueue(job)
+                raise
+        finally:
+            self._pending -= 1
+        return self._result(head, body)
+
+    def _result(self, head: list[Any], body: bytes) -> SparqlResult:
+        """The answer a worker's frame holds. The media type becomes a response header, so it must be one
+        of ours: a worker is trusted with no more than its own answer."""
+        if head[0] == "ok":
+            if len(head) != 4 or head[1] not in ANSWER_TYPES or not isinstance(head[3], int):
+                raise SparqlUnavailable("the SPARQL worker sent an unreadable answer")
+            return SparqlResult(body, head[1], bool(head[2]), head[3])
+        if head[0] == "SparqlOutOfMemory":
+            raise self._out_of_memory()
+        error = _ERRORS.get(str(head[0]), SparqlUnavailable)
+        raise error(str(head[1]) if len(head) > 1 else "", str(head[2]) if len(head) > 2 else None)
+
+    def _dispatch(self) -> None:
+        """Hand queued queries to workers: first to a worker answering quick queries with room in its
+        pipe, else to an idle one (the lowest slot: the same one while the load is light)."""
+        while self._queue:
+            worker = self._choose()
+            if worker is None:
+                return
+            job = self._queue.popleft()
+            if job.future.done():  # expired, or its caller went away
+                continue
+            if job.expiry is not None:
+                job.expiry.cancel()
+                job.expiry = None
+            worker.push(job)
+
+    def _choose(self) -> _Worker | None:
+        assert self._loop is not None
+        now, idle = self._loop.time(), None
+        for worker in self._workers.values():
+            if worker.gone:
+                continue
+            if not worker.jobs:
+                if idle is None or worker.slot < idle.slot:
+                    idle = worker
+            elif len(worker.jobs) < PIPELINE and now - worker.started < PIPELINE_WHILE and not worker.writing:
+                return worker
+        return idle
+
+    def _expire(self, job: _Job) -> None:
+        job.expiry = None
+        if not job.future.done():
+            timeout = job.request.timeout
+            job.future.set_exception(SparqlBusy(f"every SPARQL worker stayed busy for {timeout:g} s; try again shortly"))
+        self._unqueue(job)
+
+    def _unqueue(self, job: _Job) -> None:
+        if job.expiry is not None:
+            job.expiry.cancel()
+            job.expiry = None
+        with contextlib.suppress(ValueError):
+            self._queue.remove(job)
+
+    def _fail_queued(self, error: SparqlError, count: int | None = None) -> None:
+        while self._queue and count != 0:
+            job = self._queue.popleft()
+            self._unqueue(job)
+            if not job.future.done():
+                job.future.set_exception(error)
+                count = None if count is None else count - 1
+
+    def _requeue(self, jobs: list[_Job]) -> None:
+        """Queries that were in a stopped worker's pipe, never started: back to the head of the queue."""
+        assert self._loop is not None
+        for job in reversed(jobs):
+            if job.future.done():
+                continue
+            job.sent = False
+            if self._loop.time() >= job.deadline:
+                self._expire(job)
+                continue
+            self._queue.appendleft(job)
+            job.expiry = self._loop.call_at(job.deadline, self._expire, job)
+
+    # ------------------------------------------------------------ what workers do (loop callbacks)
+
+    # A worker's two timers are set for the query it runs and left set when it answers (quick queries
+    # follow one another far faster than either comes due): each checks, when it fires, whether the query
+    # running then is the one it is about, and sets itself again for that one if not.
+
+    def _begin(self, worker: _Worker) -> None:
+        """The first query in a worker's pipe is running from now: its time limit starts."""
+        assert self._loop is not None
+        worker.started, worker.started_clock = self._loop.time(), time.monotonic()
+        due = worker.started + worker.jobs[0].request.timeout
+        if worker.timer is not None and worker.timer.when() > due:  # set for a query with a longer limit
+            worker.timer.cancel()
+            worker.timer = None
+        if worker.timer is None:
+            worker.timer = self._loop.call_at(due, self._time_limit, worker)
+
+    def _time_limit(self, worker: _Worker) -> None:
+        worker.timer = None
+        if not worker.jobs or worker.gone:
+            return
+        assert self._loop is not None
+        timeout = worker.jobs[0].request.timeout
+        due = worker.started + timeout
+        if self._loop.time() < due - TIMER_SLACK:
+            worker.timer = self._loop.call_at(due, self._time_limit, worker)
+            return
+        self._retire(worker, SparqlTimeout(f"the query ran longer than {timeout:g} s and was stopped; add LIMIT or narrow it"))
+
+    def _watch(self, worker: _Worker) -> None:
+        """Queries wait behind the running one: move them elsewhere if it runs MOVE_AFTER seconds."""
+        assert self._loop is not None
+        if worker.mover is None and len(self._workers) > 1:
+            worker.mover = self._loop.call_at(worker.started + MOVE_AFTER, self._move, worker)
+
+    def _move(self, worker: _Worker) -> None:
+        worker.mover = None
+        if worker.gone or len(worker.jobs) < 2:
+            return
+        assert self._loop is not None
+        due = worker.started + MOVE_AFTER
+        if self._loop.time() < due - TIMER_SLACK:
+            worker.mover = self._loop.call_at(due, self._move, worker)
+            return
+        running, *waiting = worker.jobs
+        moving = [job for job in waiting if not job.future.done()]
+        if moving:
+            worker.jobs = collections.deque([running, *(job if job.future.done() else job.ghost() for job in waiting)])
+            self._requeue(moving)
+            self._dispatch()
+
+    def _answered(self, worker: _Worker, head: list[Any], body: bytes) -> None:
+        job = worker.jobs.popleft()
+        if head[0] == "skipped":  # not started: moved to another worker, or to be moved now
+            if not job.future.done():
+                self._requeue([job])
+        elif not job.future.done():  # else its caller went away: the worker goes on all the same
+            job.future.set_result((head, body))
+        if head[0] == "SparqlOutOfMemory":
+            self._retire(worker, None)  # it exits after this answer; a fresh worker replaces it
+            return
+        if worker.jobs:
+            self._begin(worker)
+            if len(worker.jobs) > 1:
+                self._watch(worker)
+        self._dispatch()
+
+    def _ended(self, worker: _Worker) -> None:
+        """End of file from a worker: it died. Rust aborts (SIGABRT) when an allocation fails under
+        RLIMIT_AS, and the kernel's OOM killer sends SIGKILL; the exit status is read off the loop."""
+        if not worker.serving:
+            worker.stop()
+            if not worker.hello.done():
+                worker.hello.set_exception(SparqlUnavailable("a SPARQL worker did not start; try again shortly"))
+            return
+        running = worker.jobs[0] if worker.jobs else None
+        self._retire(worker, None)
+        if running is None or running.future.done():
+            return
+
+        async def report(job: _Job) -> None:
+            assert self._loop is not None
+            code = await self._loop.run_in_executor(None, worker.exit_code, 2.0)
+            if not job.future.done():
+                if code in (-signal.SIGABRT, -signal.SIGKILL):
+                    job.future.set_exception(self._out_of_memory())
+                else:
+                    job.future.set_exception(SparqlUnavailable(f"the SPARQL worker stopped on this query (exit status {code})"))
+
+        self._task(report(running))
+
+    def _retire(self, worker: _Worker, error: SparqlError | None) -> None:
+        """Stop a worker, fail the query it was running with ``error`` (None: the caller is told
+        elsewhere), put the ones behind it back in the queue, start its replacement."""
+        if worker.gone:
+            return
+        worker.stop()
+        if not worker.serving:
+            if not worker.hello.done():
+                worker.hello.set_exception(error or SparqlUnavailable("a SPARQL worker did not start; try again shortly"))
+            return  # _spawn reaps it and tries again
+        jobs = list(worker.jobs)
+        worker.jobs.clear()
+        if jobs and error is not None and not jobs[0].future.done():
+            jobs[0].future.set_exception(error)
+        if self._workers.get(worker.slot) is worker:
+            del self._workers[worker.slot]
+        assert self._loop is not None
+        self._loop.run_in_executor(None, _reap, worker)
+        self._requeue(jobs[1:])
+        self._start(worker.slot)
+        self._dispatch()
+
+    def _out_of_memory(self) -> SparqlOutOfMemory:
+        limit = self._isolation.get("memory_limit_bytes")
+        return SparqlOutOfMemory(OUT_OF_MEMORY.format(limit=f"{limit / 2**20:,.0f} MiB" if limit else "the machine's memory"))
+
+    def _shutdown(self) -> None:
+        """Stop every worker and answer whatever waits (on the loop that drives them)."""
+        for task in list(self._tasks):
+            task.cancel()
+        workers = list(self._workers.values())
+        self._workers.clear()
+        closing = SparqlUnavailable("the SPARQL endpoint is shutting down")
+        for worker in workers:
+            worker.stop()
+            for job in worker.jobs:
+                if not job.future.done():
+                    job.future.set_exception(closing)
+            worker.jobs.clear()
+        self._fail_queued(closing)
+        for worker in workers:
+            _reap(worker)
+
+
+def _popen(command: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+
+def _reap(worker: _Worker) -> None:
+    """Collect a killed worker's exit status and close its pipes (blocks: run off the loop)."""
+    worker.exit_code(5.0)
+    worker.close_pipes()
+
+
+def _runs_in(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 if __name__ == "__main__":

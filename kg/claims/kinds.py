@@ -205,6 +205,7 @@ class Known(Kind):
         self.sorted_values = sorted(self.values)
         self._near = NearValues(self.values)
         self._closest: dict[str, str] = {}
+        self._ncci_known: dict[tuple[str, date], bool] = {}
         self.field = self.option("field")
 
     flagged = True
@@ -215,6 +216,17 @@ class Known(Kind):
 
     def applies(self, ctx: Context) -> bool:
         return self.field == "code" or ctx.modifiers
+
+    def _in_ncci(self, code: str, dos: date) -> bool:
+        """Whether the imported NCCI tables in force on the date know the code (remembered, bounded)."""
+        key = (code, dos)
+        known = self._ncci_known.get(key)
+        if known is None:
+            assert self.ncci is not None
+            if len(self._ncci_known) >= 65_536:
+                self._ncci_known.clear()
+            known = self._ncci_known[key] = self.ncci.knows(code, dos)
+        return known
 
     def closest(self, value: str) -> str:
         hint = self._closest.get(value)
@@ -231,7 +243,7 @@ class Known(Kind):
         for line in ctx.lines:
             found = (line.code,) if self.field == "code" else dict.fromkeys(line.modifiers)
             for value in found:
-                if value in values or (ncci is not None and ncci.knows(value, ctx.dos)):
+                if value in values or (ncci is not None and self._in_ncci(value, ctx.dos)):
                     continue  # a code of the imported NCCI tables is known too (its NCCI rules check it)
                 closest = hints.get(value)
                 if closest is None:
