@@ -123,7 +123,11 @@ def solutions(url: str) -> Solutions:
     with urllib.request.urlopen(request, timeout=30) as response:
         data = json.load(response)
     variables = list(data["head"]["vars"])
-    rows = sorted(tuple(sorted((k, v["value"]) for k, v in row.items())) for row in data["results"]["bindings"])
+    # a GROUP_CONCAT lists its values in no set order (" | " joins them in our queries): compare them as sets
+    rows = sorted(
+        tuple(sorted((k, " | ".join(sorted(v["value"].split(" | ")))) for k, v in row.items()))
+        for row in data["results"]["bindings"]
+    )
     return variables, rows
 
 
