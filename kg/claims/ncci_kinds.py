@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import date
 from functools import partial
 from typing import Any
 
@@ -144,16 +145,28 @@ class NcciUnits(_Ncci):
         "keep-the-limit": "under a policy limit (MAI 2), keep the MUE's units and drop the rest",
     }
 
+    def compile_rest(self, rows: list[Row]) -> None:
+        self._seen: dict[tuple[str, date, str], Mue | None] = {}  # claims repeat codes and dates (bounded)
+
     def relevant(self, shape: Shape) -> bool:
         return self.active
+
+    def _mue(self, code: str, on: date, setting: str) -> Mue | None:
+        key = (code, on, setting)
+        if key in self._seen:
+            return self._seen[key]
+        assert self.ncci is not None
+        if len(self._seen) >= 65_536:
+            self._seen.clear()
+        found = self._seen[key] = self.ncci.mue(code, on, setting)
+        return found
 
     def check(self, ctx: Context, out: list[Finding]) -> None:
         setting = self.setting_of(ctx)
         if setting is None or self.ncci is None:
             return
-        mue = self.ncci.mue
         for code, total in ctx.units.items():
-            limit = mue(code, ctx.dos, setting)
+            limit = self._mue(code, ctx.dos, setting)
             if limit is None or total <= limit.value:
                 continue  # the date's units are at least any one line's
             lines = ctx.by_code[code]
@@ -210,6 +223,21 @@ class NcciAddon(_Ncci):
     def compile(self, rows: list[Row]) -> None:
         self.edit_types = frozenset(int(r["edit_type"]) for r in rows)
         self.sources = sources_of(rows)
+        # (add-on, date) -> (its primaries, edit types, release), or None: claims repeat codes and dates,
+        # and an add-on with many primaries is many rows to read (bounded: codes and dates come from input)
+        self._seen: dict[tuple[str, date], tuple[frozenset[str], tuple[int, ...], str] | None] = {}
+
+    def _edits(self, code: str, on: date) -> tuple[frozenset[str], tuple[int, ...], str] | None:
+        key = (code, on)
+        if key in self._seen:
+            return self._seen[key]
+        assert self.ncci is not None
+        found = self.ncci.aoc_primaries(code, on)
+        answer = None if found is None else (frozenset(found.primaries), found.edit_types, found.release)
+        if len(self._seen) >= 65_536:
+            self._seen.clear()
+        self._seen[key] = answer
+        return answer
 
     @property
     def active(self) -> bool:
@@ -222,12 +250,13 @@ class NcciAddon(_Ncci):
         if self.ncci is None or not self.ncci.has("aoc"):
             return
         for code, lines in ctx.by_code.items():
-            found = self.ncci.aoc_primaries(code, ctx.dos)
-            if found is None or not self.edit_types.issuperset(found.edit_types):
+            found = self._edits(code, ctx.dos)
+            if found is None or not self.edit_types.issuperset(found[1]):
                 continue  # not an add-on on that date, or one this rule does not judge
-            if not ctx.codes.isdisjoint(found.primaries):
+            primaries, edit_types, release = found
+            if not ctx.codes.isdisjoint(primaries):
                 continue
-            words = partial(self._words, code, found.primaries, found.edit_types, found.release)
+            words = partial(self._words, code, primaries, edit_types, release)
             for line in lines:
                 repair = Repair("remove-line", line.index)
                 out.append(
