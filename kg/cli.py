@@ -344,6 +344,17 @@ def cmd_import_ncci(args: argparse.Namespace) -> int:
 NCCI_RELEASE_COLUMNS = ["kind", "release", "in_force_from", "rows", "bytes", "files", "imported_at", "effective_dates"]
 
 
+def cmd_push(args: argparse.Namespace) -> int:
+    """spinekg push STORE_URL: the reasoned graph into an external store, for SPINEKG_SPARQL_ENDPOINT."""
+    from spinekg.kg.build import build_graph
+    from spinekg.kg.remote import push
+
+    build = build_graph()
+    sent = push(args.store, build.asserted_path, build.inferred_path)
+    print(f"pushed {sent['asserted']:,} asserted and {sent['inferred']:,} inferred triples (build {build.key}) to {args.store}")
+    return EXIT_OK
+
+
 def cmd_ncci_lookup(args: argparse.Namespace) -> int:
     """spinekg ncci edits|mue|primaries CODE: the JSON of GET /codes/{code}/edits|mue|primaries."""
     from spinekg.kg.facts import ncci
@@ -464,6 +475,14 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
     p.add_argument("--format", "-f", choices=("table", "json", "csv"), default="table")
     p.add_argument("--kinds", action="store_true", help="list the rule kinds: the table each reads and what a rule file may say")
     p.set_defaults(func=cmd_rules)
+    p = sub.add_parser(
+        "push",
+        help="send the reasoned graph to an external SPARQL store (Graph Store Protocol URL, e.g. Oxigraph's "
+        "http://host:7878/store); then set SPINEKG_SPARQL_ENDPOINT to its query URL",
+    )
+    p.add_argument("store", metavar="STORE_URL")
+    p.set_defaults(func=cmd_push)
+
     p = sub.add_parser("import", help="import CMS tables into the cache folder (import ncci FILE...)")
     tables = p.add_subparsers(dest="table", required=True, parser_class=_Parser)
     p = tables.add_parser(

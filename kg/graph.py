@@ -6,6 +6,7 @@ default graph. bench/store_compare.py measured pyoxigraph against rdflib's memor
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -105,4 +106,9 @@ def load_graph(force_build: bool = False, quiet: bool = False) -> KnowledgeGraph
     build = build_graph(force=force_build)
     if not build.cached and not quiet:
         print(f"spinekg: built the reasoned graph: {build.summary()}", file=sys.stderr)
+    endpoint = os.environ.get("SPINEKG_SPARQL_ENDPOINT", "").strip()
+    if endpoint:  # an external store holds the graph (spinekg push): the queries go there
+        from spinekg.kg.remote import RemoteGraph
+
+        return RemoteGraph(endpoint, build)
     return KnowledgeGraph.from_files(build.asserted_path, build.inferred_path, build)

@@ -12,12 +12,15 @@ import re
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pyoxigraph as ox
 
 from spinekg.kg.errors import InputError, SpinekgError
-from spinekg.kg.graph import to_python
+from spinekg.kg.graph import KnowledgeGraph, to_python
+from spinekg.kg.namespaces import ASSERTED_GRAPH, INFERRED_GRAPH
 from spinekg.kg.queries import NamedQuery
 
 WHERE = re.compile(r"\bWHERE\s*\{", re.IGNORECASE)
@@ -90,3 +93,77 @@ def run_remote(
     except (urllib.error.URLError, TimeoutError, ValueError, OSError) as exc:
         raise SpinekgError(f"cannot query {endpoint}: {getattr(exc, 'reason', exc)}") from None
     return parse_results(body, content_type)
+
+
+def _post(endpoint: str, data: bytes, content_type: str, accept: str, timeout: float, method: str = "POST") -> tuple[bytes, str]:
+    if not re.match(r"https?://", endpoint):
+        raise InputError("SPINEKG_SPARQL_ENDPOINT", f"{endpoint!r} is not an http(s) URL")
+    request = urllib.request.Request(  # noqa: S310 - scheme checked above
+        endpoint, data=data, method=method, headers={"Content-Type": content_type, "Accept": accept}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the operator's endpoint
+            return response.read(), response.headers.get("Content-Type", "")
+    except urllib.error.HTTPError as exc:
+        raise SpinekgError(f"the SPARQL store at {endpoint} answered {exc.code} {exc.reason}{_reason(exc)}") from None
+    except (urllib.error.URLError, TimeoutError, ValueError, OSError) as exc:
+        raise SpinekgError(f"cannot reach the SPARQL store at {endpoint}: {getattr(exc, 'reason', exc)}") from None
+
+
+def bind_values(sparql: str, bindings: Mapping[str, Any]) -> str:
+    """The query with its parameters as a VALUES block at the start of its WHERE group (RDF terms in
+    N-Triples syntax, escaped by pyoxigraph): how a store that knows no substitutions gets them."""
+    if not bindings:
+        return sparql
+    names = list(bindings)
+    block = f"VALUES ({' '.join('?' + n for n in names)}) {{ ({' '.join(str(bindings[n]) for n in names)}) }}"
+    match = WHERE.search(sparql)
+    if match is None:
+        raise SpinekgError("a parameterised query needs a WHERE group to bind its parameters in")
+    return sparql[: match.end()] + "\n  " + block + sparql[match.end() :]
+
+
+class RemoteGraph(KnowledgeGraph):
+    """The reasoned graph in an external SPARQL store (SPINEKG_SPARQL_ENDPOINT): named queries and the
+    claim rules' tables are asked of it, so that several API processes share one store. It holds the
+    graph `spinekg push` sent there, in the store's union default graph (Oxigraph: serve
+    --union-default-graph). The local build is kept for what reads files (the /sparql workers, the
+    ontology download), and it is the same content."""
+
+    def __init__(self, endpoint: str, build: Any, timeout: float = 60) -> None:
+        super().__init__(ox.Store(), build)
+        self.endpoint = endpoint
+        self.timeout = timeout
+
+    def execute(self, sparql: str, bindings: Mapping[str, Any] | None = None) -> Any:
+        body, content_type = _post(
+            self.endpoint, bind_values(sparql, bindings or {}).encode(), "application/sparql-query", ACCEPT, self.timeout
+        )
+        media = content_type.split(";")[0].strip().lower()
+        fmt = RESULT_FORMATS.get(media)
+        if fmt is None:
+            raise SpinekgError(f"the SPARQL store answered {media or 'no content type'}, not SPARQL results (a SELECT or ASK)")
+        try:
+            return ox.parse_query_results(body, format=fmt)
+        except (SyntaxError, ValueError) as exc:
+            raise SpinekgError(
+                f"the SPARQL store's answer is not valid SPARQL results: {str(exc).splitlines()[0][:200]}"
+            ) from None
+
+    def count(self, graph: str | None = None) -> int:
+        where = f"GRAPH <{graph}> {{ ?s ?p ?o }}" if graph else "?s ?p ?o"
+        result = self.select(f"SELECT (COUNT(*) AS ?n) WHERE {{ {where} }}")
+        return int(to_python(result.rows[0]["n"])) if result.rows else 0
+
+
+def push(store_url: str, asserted: Path, inferred: Path, timeout: float = 300) -> dict[str, int]:
+    """Send the build's asserted and inferred triples to a SPARQL 1.1 Graph Store Protocol endpoint
+    (Oxigraph: http://host:port/store), each replacing its named graph (kg.namespaces)."""
+    sent = {}
+    for name, path in (("asserted", asserted), ("inferred", inferred)):
+        graph = ASSERTED_GRAPH if name == "asserted" else INFERRED_GRAPH
+        data = path.read_bytes()
+        separator = "&" if "?" in store_url else "?"
+        _post(f"{store_url}{separator}graph={quote(graph, safe='')}", data, "application/n-triples", "*/*", timeout, "PUT")
+        sent[name] = data.count(b"\n")
+    return sent
