@@ -141,6 +141,8 @@ class ClaimValidator:
         self._source_cache: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         self._dated_rules = [c for c in self.checkers if c.by_day]
         self._undated_rules = [c for c in self.checkers if not c.by_day]
+        self._dated_index = _CandidateIndex(self._dated_rules)
+        self._undated_index = _CandidateIndex(self._undated_rules)
         self.dates = sorted({d for checker in self._dated_rules for d in checker.dates()})
         self._undated: dict[frozenset[str], tuple[tuple[Kind, ...], tuple[Kind, ...]]] = {}  # codes -> (plain, flagged)
         self._dated: dict[tuple[frozenset[str], int], tuple[Kind, ...]] = {}
@@ -185,12 +187,14 @@ class ClaimValidator:
         if dated is None:
             # any day of the period stands for all of it: its first day (or the claim's, before the first date)
             shape = Shape(ctx.codes, False, False, _NONE, self.dates[period - 1] if period else ctx.dos)
-            dated = _remember(self._dated, dated_key, tuple(c for c in self._dated_rules if c.relevant(shape)))
+            dated = _remember(
+                self._dated, dated_key, tuple(c for c in self._dated_index.candidates(ctx.codes) if c.relevant(shape))
+            )
         undated = self._undated.get(ctx.codes)
         if undated is None:
             # every flag set: the rules that read flags say per claim whether they apply (``applies``)
             shape = Shape(ctx.codes, True, True, _CLAIM_FIELDS, ctx.dos)
-            found = [c for c in self._undated_rules if c.relevant(shape)]
+            found = [c for c in self._undated_index.candidates(ctx.codes) if c.relevant(shape)]
             undated = (tuple(c for c in found if not c.flagged), tuple(c for c in found if c.flagged))
             if len(self._undated) >= DISPATCH_CACHE:
                 self._undated.clear()
@@ -412,6 +416,26 @@ def describe_kinds() -> list[dict[str, Any]]:
         }
         for kind in KINDS.values()
     ]
+
+
+class _CandidateIndex:
+    """The rules worth asking ``relevant`` about for a set of codes: those that may fire on any codes,
+    and those that name one of them (a claim of codes no rule names asks a few rules, not all)."""
+
+    def __init__(self, rules: list[Kind]) -> None:
+        self.rules = rules
+        self.anywhere = [i for i, rule in enumerate(rules) if rule.any_code]
+        self.by_code: dict[str, list[int]] = {}
+        for i, rule in enumerate(rules):
+            if not rule.any_code:
+                for code in rule.codes:
+                    self.by_code.setdefault(code, []).append(i)
+
+    def candidates(self, codes: frozenset[str]) -> list[Kind]:
+        found = set(self.anywhere)
+        for code in codes:
+            found.update(self.by_code.get(code, ()))
+        return [self.rules[i] for i in sorted(found)]  # in the rules' order
 
 
 def _remember(cache: dict[Any, tuple[Kind, ...]], key: Any, value: tuple[Kind, ...]) -> tuple[Kind, ...]:

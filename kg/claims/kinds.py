@@ -168,6 +168,12 @@ class Kind:
         """False when what the rule reads is missing (an NCCI table not imported): it never fires."""
         return True
 
+    @property
+    def any_code(self) -> bool:
+        """True when the rule may fire whatever codes the claim holds; else only on a claim holding one
+        of ``codes`` (the engine asks ``relevant`` of such a rule only then)."""
+        return not self.codes
+
     def relevant(self, shape: Shape) -> bool:
         """False when the rule cannot fire on any claim of this shape (the engine then skips it)."""
         return not self.codes.isdisjoint(shape.codes)
@@ -863,11 +869,15 @@ class LevelNote(Kind):
             notes[(str(r["code"]) if r.get("code") else None, str(r["vertebra"]))].append(r)
         self.notes = {k: (v[0], sources_of(v)) for k, v in notes.items()}
         self.levels = frozenset(level for _, level in self.notes)
-        self.any_code = any(code is None for code, _ in self.notes)
+        self.notes_any_code = any(code is None for code, _ in self.notes)
         self.codes = frozenset(code for code, _ in self.notes if code is not None)
 
+    @property
+    def any_code(self) -> bool:
+        return self.notes_any_code or not self.codes
+
     def relevant(self, shape: Shape) -> bool:
-        return self.any_code or not self.codes.isdisjoint(shape.codes)
+        return self.notes_any_code or not self.codes.isdisjoint(shape.codes)
 
     def check(self, ctx: Context, out: list[Finding]) -> None:
         for line in ctx.lines:
@@ -915,6 +925,10 @@ class FieldMissing(Kind):
         self.codes = frozenset().union(*self.line_fields.values()) if self.line_fields else frozenset()
 
     flagged = True
+
+    @property
+    def any_code(self) -> bool:
+        return bool(self.claim_fields) or not self.codes  # a claim field may be missing whatever the codes
 
     def applies(self, ctx: Context) -> bool:
         return bool(ctx.claim.assumed and self.claim_fields) or (ctx.levelless and bool(self.line_fields))
