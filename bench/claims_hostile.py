@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from bench.server import free_port, memory_mb, running, spinekg_serve
-from tests.hostile_claims import DEEP, alternating, claim, dump, worst
+from tests.hostile_claims import DEEP, POLLER, alternating, claim, dump, worst
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -50,20 +50,6 @@ class Outcome:
     healthz_p50_ms: float
     healthz_max_ms: float
     healthz_polls: int
-
-
-POLLER = """
-import json, sys, threading, time, urllib.request
-url, latencies, stop = sys.argv[1], [], threading.Event()
-threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
-while not stop.is_set():
-    started = time.perf_counter()
-    with urllib.request.urlopen(url, timeout=30) as response:
-        response.read()
-    latencies.append((time.perf_counter() - started) * 1000)
-    stop.wait(0.01)
-print(json.dumps(latencies))
-"""
 
 
 class Watch:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -24,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench.server import free_port, memory_mb, running, spinekg_serve
-from tests.hostile_claims import alternating, claim, dump
+from tests.hostile_claims import Listener, alternating, claim, dump
 
 
 def children(pid: int) -> list[int]:
@@ -95,27 +94,6 @@ def request(
 
 def sparql(base: str, query: str, accept: str = "application/sparql-results+json") -> tuple[int, int]:
     return request(base, "POST", "/sparql", query.encode(), {"Content-Type": "application/sparql-query", "Accept": accept})
-
-
-class Listener:
-    """A TCP listener on loopback that counts connections (an SSRF target that must stay untouched)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.contacts = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.contacts += 1
-            conn.close()
 
 
 def cases(base: str, listener: Listener) -> list[tuple[str, Callable[[], tuple[int, int]], str]]:

@@ -11,3 +11,10 @@ def either(items: Iterable[str]) -> str:
     if len(values) <= 1:
         return "".join(values)
     return ", ".join(values[:-1]) + " or " + values[-1]
+
+
+def some_of(ordered: list[str], shown: int = 5) -> str:
+    """``either`` of a list, or its first ``shown`` items and how many others when it is longer."""
+    if len(ordered) > shown + 1:
+        return f"{', '.join(ordered[:shown])} and {len(ordered) - shown} others"
+    return either(ordered)

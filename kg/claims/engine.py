@@ -18,6 +18,7 @@ from typing import IO, Any, cast
 
 import orjson
 
+from spinekg.kg.cache import remember
 from spinekg.kg.claims.kinds import GLOSSARY, Anatomy, Context, Kind, Known, Shape, kind_names
 from spinekg.kg.claims.kinds import KINDS as GRAPH_KINDS
 from spinekg.kg.claims.limits import MAX_CLAIM_BYTES, MAX_CLAIM_LINES
@@ -187,18 +188,15 @@ class ClaimValidator:
         if dated is None:
             # any day of the period stands for all of it: its first day (or the claim's, before the first date)
             shape = Shape(ctx.codes, False, False, _NONE, self.dates[period - 1] if period else ctx.dos)
-            dated = _remember(
-                self._dated, dated_key, tuple(c for c in self._dated_index.candidates(ctx.codes) if c.relevant(shape))
-            )
+            found_dated = tuple(c for c in self._dated_index.candidates(ctx.codes) if c.relevant(shape))
+            dated = remember(self._dated, dated_key, found_dated, DISPATCH_CACHE)
         undated = self._undated.get(ctx.codes)
         if undated is None:
             # every flag set: the rules that read flags say per claim whether they apply (``applies``)
             shape = Shape(ctx.codes, True, True, _CLAIM_FIELDS, ctx.dos)
             found = [c for c in self._undated_index.candidates(ctx.codes) if c.relevant(shape)]
-            undated = (tuple(c for c in found if not c.flagged), tuple(c for c in found if c.flagged))
-            if len(self._undated) >= DISPATCH_CACHE:
-                self._undated.clear()
-            self._undated[ctx.codes] = undated
+            split = (tuple(c for c in found if not c.flagged), tuple(c for c in found if c.flagged))
+            undated = remember(self._undated, ctx.codes, split, DISPATCH_CACHE)
         plain, flagged = undated
         if not flagged:
             return [*dated, *plain]
@@ -436,13 +434,6 @@ class _CandidateIndex:
         for code in codes:
             found.update(self.by_code.get(code, ()))
         return [self.rules[i] for i in sorted(found)]  # in the rules' order
-
-
-def _remember(cache: dict[Any, tuple[Kind, ...]], key: Any, value: tuple[Kind, ...]) -> tuple[Kind, ...]:
-    if len(cache) >= DISPATCH_CACHE:
-        cache.clear()  # bounded: claim shapes come from user input
-    cache[key] = value
-    return value
 
 
 def _finding_order(f: Finding) -> tuple[int, tuple[int, ...], str]:

@@ -24,6 +24,7 @@ from datetime import date
 from functools import partial
 from typing import Any, ClassVar, NamedTuple
 
+from spinekg.kg.cache import remember
 from spinekg.kg.claims.model import Claim, Finding, Line, Repair
 from spinekg.kg.claims.parse import CLAIM_KEYS, LINE_KEYS
 from spinekg.kg.claims.rules import Rule
@@ -31,9 +32,10 @@ from spinekg.kg.facts.codes import as_date, in_force
 from spinekg.kg.ncci.store import NcciStore
 from spinekg.kg.nearest import NearValues
 from spinekg.kg.sources import source_order
-from spinekg.kg.text import either
+from spinekg.kg.text import either, some_of
 
 Row = dict[str, Any]
+MEMO_LIMIT = 65_536  # entries of a memo of NCCI answers per code and date
 MAX_HINTS = 5  # difflib takes ~0.1 ms a code: a claim of many distinct unknown codes stays cheap
 
 
@@ -229,9 +231,7 @@ class Known(Kind):
         known = self._ncci_known.get(key)
         if known is None:
             assert self.ncci is not None
-            if len(self._ncci_known) >= 65_536:
-                self._ncci_known.clear()
-            known = self._ncci_known[key] = self.ncci.knows(code, dos)
+            known = remember(self._ncci_known, key, self.ncci.knows(code, dos), MEMO_LIMIT)
         return known
 
     def closest(self, value: str) -> str:
@@ -344,7 +344,6 @@ class RequiresPartner(Kind):
     optional = ("valid_from", "deleted_on", "other", "correct", "partner_covers", "source")
     variables = ("code", "partners", "partner_count", "some_partners", "other", "correct", "line")
     repairs = ("remove-line", "primary-for-first-level", "replace-with-correct")
-    SOME = 5  # partners named in ``some_partners`` before "and N others"
 
     glossary = {
         "code": "the code that needs a partner (an add-on)",
@@ -426,14 +425,11 @@ class RequiresPartner(Kind):
 
     def _words(self, code: str, partners: frozenset[str], line: int, other: str, correct: Iterable[str]) -> dict[str, Any]:
         ordered = sorted(partners)
-        some = either(ordered)
-        if len(ordered) > self.SOME + 1:
-            some = f"{', '.join(ordered[: self.SOME])} and {len(ordered) - self.SOME} others"
         return {
             "code": code,
             "partners": either(ordered),
             "partner_count": len(ordered),
-            "some_partners": some,
+            "some_partners": some_of(ordered),
             "line": line,
             "other": other,
             "correct": either(sorted(correct)),

@@ -18,10 +18,11 @@ from datetime import date
 from functools import partial
 from typing import Any
 
-from spinekg.kg.claims.kinds import Context, Kind, Row, Shape, UnitLimit, sources_of, span
+from spinekg.kg.cache import remember
+from spinekg.kg.claims.kinds import MEMO_LIMIT, Context, Kind, Row, Shape, UnitLimit, sources_of, span
 from spinekg.kg.claims.model import Finding, Line, Repair
 from spinekg.kg.ncci.store import Mue, PtpEdit
-from spinekg.kg.text import either
+from spinekg.kg.text import either, some_of
 
 NCCI_GLOSSARY = {
     "claim_type": "a claim type (professional, outpatient): the claim's claim_type field",
@@ -156,10 +157,7 @@ class NcciUnits(_Ncci):
         if key in self._seen:
             return self._seen[key]
         assert self.ncci is not None
-        if len(self._seen) >= 65_536:
-            self._seen.clear()
-        found = self._seen[key] = self.ncci.mue(code, on, setting)
-        return found
+        return remember(self._seen, key, self.ncci.mue(code, on, setting), MEMO_LIMIT)
 
     def check(self, ctx: Context, out: list[Finding]) -> None:
         setting = self.setting_of(ctx)
@@ -218,7 +216,6 @@ class NcciAddon(_Ncci):
         "some_primaries": "the first five primaries and how many others",
         "edit_types": "the edit types of the add-on's edits",
     }
-    SOME = 5
 
     def compile(self, rows: list[Row]) -> None:
         self.edit_types = frozenset(int(r["edit_type"]) for r in rows)
@@ -234,10 +231,7 @@ class NcciAddon(_Ncci):
         assert self.ncci is not None
         found = self.ncci.aoc_primaries(code, on)
         answer = None if found is None else (frozenset(found.primaries), found.edit_types, found.release)
-        if len(self._seen) >= 65_536:
-            self._seen.clear()
-        self._seen[key] = answer
-        return answer
+        return remember(self._seen, key, answer, MEMO_LIMIT)
 
     @property
     def active(self) -> bool:
@@ -267,14 +261,11 @@ class NcciAddon(_Ncci):
 
     def _words(self, code: str, primaries: Iterable[str], edit_types: Iterable[int], release: str) -> dict[str, Any]:
         ordered = sorted(set(primaries))
-        some = either(ordered)
-        if len(ordered) > self.SOME + 1:
-            some = f"{', '.join(ordered[: self.SOME])} and {len(ordered) - self.SOME} others"
         return {
             "code": code,
             "primaries": either(ordered),
             "primary_count": len(ordered),
-            "some_primaries": some or "none listed",
+            "some_primaries": some_of(ordered) or "none listed",
             "edit_types": span(str(t) for t in edit_types),
             "release": release,
         }

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from spinekg.kg.cache import remember
 from spinekg.kg.claims.limits import INT64_MAX, INT64_MIN, MAX_CLAIM_LINES, MAX_ID_LENGTH
 from spinekg.kg.claims.model import Claim, Line
 from spinekg.kg.errors import InputError
@@ -42,12 +43,6 @@ _SEEN_LIMIT = 4096
 _codes: dict[str, str] = {}
 _modifiers: dict[str, str] = {}
 _dates: dict[str, date] = {}
-
-
-def _remember(cache: dict[str, Any], key: Any, value: Any) -> None:
-    if len(cache) >= _SEEN_LIMIT:
-        cache.clear()
-    cache[key] = value
 
 
 def show(value: Any) -> str:
@@ -163,7 +158,7 @@ def parse_claim(
         when = _dates.get(dos) if type(dos) is str else None  # type: ignore[assignment]
         if when is None:
             when = parse_date(dos, "date_of_service")
-            _remember(_dates, dos, when)
+            remember(_dates, dos, when, _SEEN_LIMIT)
     pos = obj.get("place_of_service")
     if pos is not None and (not isinstance(pos, str) or not PLACE_OF_SERVICE.fullmatch(pos)):
         raise InputError("place_of_service", f"{show(pos)} is not a two-digit CMS place-of-service code")
@@ -186,7 +181,7 @@ def _parse_line(raw: Any, i: int, vertebrae: Mapping[str, str], max_levels: int,
     code = _codes.get(raw_code) if type(raw_code) is str else None
     if code is None:
         code = _parse_code(raw_code, f"lines[{i}].code")
-        _remember(_codes, raw_code, code)  # a str: _parse_code refuses anything else
+        remember(_codes, str(raw_code), code, _SEEN_LIMIT)  # a str: _parse_code refuses anything else
     units = raw.get("units", 1)
     if type(units) is not int or units < 1 or units > MAX_UNITS:
         if isinstance(units, bool) or not isinstance(units, int):
@@ -206,7 +201,7 @@ def _parse_line(raw: Any, i: int, vertebrae: Mapping[str, str], max_levels: int,
                 mod = m.strip().upper() if isinstance(m, str) and len(m) <= 8 and m.isascii() else ""
                 if not MODIFIER.fullmatch(mod):
                     raise InputError(f"lines[{i}].modifiers[{j}]", f"{show(m)} is not a two-character modifier")
-                _remember(_modifiers, m, mod)
+                remember(_modifiers, m, mod, _SEEN_LIMIT)
                 seen = mod
             found.append(seen)
         modifiers = tuple(found)

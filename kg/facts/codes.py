@@ -38,8 +38,8 @@ class UnknownCodeError(InputError):
 def normalise_code(code: str) -> str:
     """A code as the graph writes it (upper case), or InputError naming ``code``.
 
-    >>> normalise_code(" 0200t ")
-    '0200T'
+    >>> normalise_code(" x001t ")
+    'X001T'
     """
     value = code.strip().upper() if code.isascii() else code
     if not _CODE.fullmatch(value):
@@ -50,8 +50,8 @@ def normalise_code(code: str) -> str:
 def closest_codes(code: str, known: NearValues, n: int = 3) -> list[str]:
     """The known codes one keystroke from ``code`` (kg/nearest.py, as the claim check's "did you mean").
 
-    >>> closest_codes("22599", NearValues(["22510", "22899", "72291"]))
-    ['22899']
+    >>> closest_codes("X0509", NearValues(["X0809", "X1234", "Y1234"]))
+    ['X0809']
     """
     return known.near(code, n)
 

@@ -8,8 +8,9 @@ into the JSON of a page without renaming any column (the column names are the JS
   (the page states them once) and ``other_x`` is the item's ``x`` (the other code of a pair).
 
 Example, for ``SELECT ?code ?other_code (GROUP_CONCAT(?s; separator=" | ") AS ?sources) ?status__value``:
-``{"code": "22512", "other_code": "22510", "sources": "S5 | S1", "status__value": "A"}`` becomes, in the
-section of the page of 22512, ``{"code": "22510", "sources": ["S1", "S5"], "status": {"value": "A"}}``.
+``{"code": "X0002", "other_code": "X0001", "sources": "S5 | S1", "status__value": "A"}`` becomes, in the
+section of the page of X0002, ``{"code": "X0001", "sources": ["S1", "S5"], "status": {"value": "A"}}``
+(X0001 and X0002 stand for any two codes).
 """
 
 from __future__ import annotations
@@ -144,8 +145,8 @@ def shape(row: Mapping[str, Any], lists: Iterable[str] = ()) -> Row:
 def about(rows: Iterable[Mapping[str, Any]], subject: Mapping[str, Any]) -> list[Row]:
     """The rows of a section of ``subject``'s page: the subject's columns dropped, ``other_x`` as ``x``.
 
-    >>> about([{"code": "22512", "other_code": "22510", "role": "primary"}], {"code": "22512"})
-    [{'code': '22510', 'role': 'primary'}]
+    >>> about([{"code": "X0002", "other_code": "X0001", "role": "primary"}], {"code": "X0002"})
+    [{'code': 'X0001', 'role': 'primary'}]
     """
     return [{key.removeprefix(OTHER): value for key, value in row.items() if key not in subject} for row in rows]
 
@@ -153,8 +154,8 @@ def about(rows: Iterable[Mapping[str, Any]], subject: Mapping[str, Any]) -> list
 def grouped(rows: Iterable[Mapping[str, Any]], by: str) -> dict[str, list[Row]]:
     """Rows grouped by the value of one column (dropped from the items), in the rows' order.
 
-    >>> grouped([{"procedure": "augmentation", "code": "22513"}], by="procedure")
-    {'augmentation': [{'code': '22513'}]}
+    >>> grouped([{"procedure": "augmentation", "code": "X0001"}], by="procedure")
+    {'augmentation': [{'code': 'X0001'}]}
     """
     groups: dict[str, list[Row]] = {}
     for row in rows:

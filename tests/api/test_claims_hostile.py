@@ -22,7 +22,7 @@ from spinekg.api.main import create_app
 from spinekg.api.settings import Settings
 from spinekg.kg.graph import KnowledgeGraph
 from tests.api.conftest import LiveServer
-from tests.hostile_claims import DEEP, VERTEBRAE, alternating, claim, dump, worst
+from tests.hostile_claims import DEEP, POLLER, VERTEBRAE, alternating, claim, dump, worst
 
 SETTINGS = Settings(batch_max_claims=1000, max_claim_bytes=64 * 1024, batch_max_bytes=256 * 1024, sparql_workers=1)
 
@@ -262,20 +262,6 @@ def test_healthz_answers_while_batches_run(app_client: TestClient) -> None:
     assert statuses == [200, 200, 200]
     assert len(latencies) >= 5, f"the batches took {elapsed:.2f}s"
     assert statistics.median(latencies) < 0.1, latencies
-
-
-POLLER = """
-import json, sys, threading, time, urllib.request
-url, latencies, stop = sys.argv[1], [], threading.Event()
-threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
-while not stop.is_set():
-    started = time.perf_counter()
-    with urllib.request.urlopen(url, timeout=30) as response:
-        response.read()
-    latencies.append((time.perf_counter() - started) * 1000)
-    stop.wait(0.01)
-print(json.dumps(latencies))
-"""
 
 
 def _healthz_during(live_server: LiveServer, work: Callable[[], None]) -> list[float]:

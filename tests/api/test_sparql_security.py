@@ -11,10 +11,8 @@ import json
 import logging
 import os
 import platform
-import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -45,34 +43,10 @@ from spinekg.kg.sparql import (
 )
 from tests.api.conftest import LiveServer
 from tests.conftest import REPO
+from tests.hostile_claims import Listener
 
 SEND = {"content-type": "application/sparql-query"}
 SECCOMP = sys.platform.startswith("linux") and platform.machine().lower() in SECCOMP_ARCHES
-
-
-class Listener:
-    """A TCP listener on a free loopback port that counts connections: the SSRF target."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = int(self.sock.getsockname()[1])
-        self.contacts = 0
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.contacts += 1
-            conn.close()
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture(scope="module")

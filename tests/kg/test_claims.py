@@ -54,6 +54,12 @@ def test_case_tables_are_not_empty() -> None:
 
 @pytest.mark.parametrize("case", CLAIM_CASES, ids=[c["id"] for c in CLAIM_CASES])
 def test_claim_case(validator: ClaimValidator, case: dict[str, Any]) -> None:
+    check_case(validator, case)
+
+
+def check_case(validator: ClaimValidator, case: dict[str, Any]) -> list[dict[str, Any]]:
+    """A case of a claim table against the verdict: rules, validity, severities, message, lines, the
+    suggestion (itself valid) and what every finding must hold. Returns the findings."""
     verdict = validator.validate(case["claim"], today=TODAY)
     expect = case["expect"]
     found = verdict["findings"]
@@ -85,6 +91,7 @@ def test_claim_case(validator: ClaimValidator, case: dict[str, Any]) -> None:
             assert f["sources"], f"{f['rule']} cites its sources"
         for src in f["sources"]:
             assert src["title"] and src["tier"] in {"T1", "T2", "T3", "T4"}
+    return found
 
 
 @pytest.mark.parametrize("rule", RULE_IDS)
