@@ -25,14 +25,14 @@ def run_checks(graph: KnowledgeGraph) -> list[CheckOutcome]:
 
 
 def profile_check(profile: str = "DL") -> tuple[bool, str]:
-    """Load ontology/spinekg.ttl with imports resolved through the catalog; report profile violations."""
+    """Load ontology/spinekg-full.ttl (everything) with imports resolved through the catalog; report profile violations."""
     helper = paths.java_dir() / "ProfileCheck.java"
     cmd = [
         java_executable(),
         "-cp",
         str(hermit_jar()),
         str(helper),
-        str(paths.root_ontology()),
+        str(paths.full_ontology()),
         profile,
         str(paths.catalog_file()),
     ]

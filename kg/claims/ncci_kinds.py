@@ -21,7 +21,8 @@ from typing import Any
 from spinekg.kg.cache import remember
 from spinekg.kg.claims.kinds import MEMO_LIMIT, Context, Kind, Row, Shape, UnitLimit, sources_of, span
 from spinekg.kg.claims.model import Finding, Line, Repair
-from spinekg.kg.ncci.store import Mue, PtpEdit
+from spinekg.kg.ncci.family import FamilyPtp
+from spinekg.kg.ncci.store import Mue, NcciStore, PtpEdit
 from spinekg.kg.text import either, some_of
 
 NCCI_GLOSSARY = {
@@ -64,7 +65,18 @@ class NcciPair(_Ncci):
     name = "ncci-pair"
     summary = "Two codes of the claim form an NCCI procedure-to-procedure edit in force on the date of service."
     columns = ("claim_type", "setting")
-    optional = ("bypass", "source")
+    optional = (
+        "bypass",
+        "source",
+        "ptp_column1",
+        "ptp_column2",
+        "ptp_indicator",
+        "ptp_rationale",
+        "ptp_release",
+        "ptp_setting",
+        "ptp_from",
+        "ptp_until",
+    )
     variables = ("column2", "column1", "rationale", "release", "bypass", "line")
     cases = ("never", "modifier")
     repairs = ("remove-column2",)
@@ -76,20 +88,48 @@ class NcciPair(_Ncci):
         "never": "modifier indicator 0: never paid together",
         "modifier": "modifier indicator 1: paid together only with a modifier that shows distinct services",
         "remove-column2": "remove the Column 2 lines (indicator 0 only: with indicator 1 only the note can tell)",
+        "ptp_column1": "a PTP row of the graph (the module generated from CMS's table for our codes): its Column 1 code",
+        "ptp_column2": "that row's Column 2 code",
+        "ptp_indicator": "that row's modifier indicator",
+        "ptp_rationale": "that row's rationale",
+        "ptp_release": "the release that row was generated from",
+        "ptp_setting": "that row's table: practitioner or outpatient",
+        "ptp_from": "the first day that row is in force, when the table gives it",
+        "ptp_until": "the first day that row is no longer in force (the day after CMS's deletion date)",
     }
 
     def compile_rest(self, rows: list[Row]) -> None:
         self.bypass = frozenset(str(r["bypass"]) for r in rows if r.get("bypass"))
+        # The graph's PTP rows (our codes, generated from CMS's table): the table when none is imported.
+        self.family = FamilyPtp(rows)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.family) or super().active
+
+    def table_of(self, ctx: Context) -> tuple[str, NcciStore | FamilyPtp] | None:
+        """The claim type's table: the imported release, else the graph's rows for our codes."""
+        setting = self.setting.get(ctx.claim.claim_type)
+        if setting is None:
+            return None
+        if self.ncci is not None and self.ncci.has(self.store_prefix + setting):
+            return setting, self.ncci
+        return (setting, self.family) if self.family.has(setting) else None
 
     def relevant(self, shape: Shape) -> bool:
-        return len(shape.codes) > 1 and self.active
+        if len(shape.codes) < 2:
+            return False
+        if self.ncci is not None and any(self.ncci.has(self.store_prefix + s) for s in set(self.setting.values())):
+            return True
+        return len(shape.codes & self.family.codes) > 1
 
     def check(self, ctx: Context, out: list[Finding]) -> None:
-        setting = self.setting_of(ctx)
-        if setting is None or self.ncci is None or len(ctx.by_code) < 2:
+        found_table = self.table_of(ctx)
+        if found_table is None or len(ctx.by_code) < 2:
             return
+        setting, table = found_table
         edits: dict[str, list[PtpEdit]] = defaultdict(list)  # Column 2 code -> its edits with the claim's codes
-        for edit in self.ncci.ptp_among(list(ctx.by_code), ctx.dos, setting):
+        for edit in table.ptp_among(list(ctx.by_code), ctx.dos, setting):
             if edit.modifier_indicator in (0, 1):
                 edits[edit.column2].append(edit)
         for column2, found in edits.items():

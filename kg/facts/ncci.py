@@ -10,6 +10,8 @@ from typing import Any
 
 from spinekg.kg.errors import InputError
 from spinekg.kg.facts.codes import normalise_code
+from spinekg.kg.facts.table import Facts
+from spinekg.kg.ncci.family import FamilyPtp
 from spinekg.kg.ncci.layouts import SERVICE_TYPES, SETTINGS
 from spinekg.kg.ncci.store import NcciStore, PtpEdit
 
@@ -59,25 +61,50 @@ def _edit(edit: PtpEdit) -> dict[str, Any]:
 
 
 def code_edits(
-    store: NcciStore | None, code: str, on: date, setting: str = "practitioner", other: str | None = None
+    store: NcciStore | None,
+    code: str,
+    on: date,
+    setting: str = "practitioner",
+    other: str | None = None,
+    family: FamilyPtp | None = None,
 ) -> dict[str, Any]:
     """The PTP edits in force on ``on`` with ``code`` in Column 1 (every Column 2 code), or, with
-    ``other``, the edits between the two codes in either column order."""
+    ``other``, the edits between the two codes in either column order. Without an imported release,
+    the rows the ontology holds for our codes (``family``, edits/ncci-ptp.ttl) answer for those codes."""
     value = normalise_code(code)
     _check(setting, SETTINGS, "setting")
-    ncci = _require(store, f"ptp-{setting}", "setting")
-    if other is not None:
-        edits = ncci.ptp_between(value, normalise_code(other), on, setting)
+    second = normalise_code(other) if other is not None else None
+    table: NcciStore | FamilyPtp
+    if (
+        (store is None or not store.has(f"ptp-{setting}"))
+        and family is not None
+        and family.has(setting)
+        and (value in family.ours or (second is not None and second in family.ours))
+    ):
+        table, release, origin = family, family.release(setting), "ontology"
     else:
-        edits = ncci.column2_of(value, on, setting)
-    info = ncci.release(f"ptp-{setting}", on)
+        table = _require(store, f"ptp-{setting}", "setting")
+        info = table.release(f"ptp-{setting}", on)
+        release, origin = (info.release if info else None), "imported"
+    edits = table.ptp_between(value, second, on, setting) if second is not None else table.column2_of(value, on, setting)
     return {
         "code": value,
         "date": on.isoformat(),
         "setting": setting,
-        "release": info.release if info else None,
+        "release": release,
+        "origin": origin,
         "edits": [_edit(e) for e in edits if e.modifier_indicator != 9],
     }
+
+
+def family_ptp(facts: Facts) -> FamilyPtp:
+    """The ontology's PTP rows of our codes (named query ncci-family-edits), read once per Facts."""
+
+    def read() -> FamilyPtp:
+        ours = (str(r["code"]) for r in facts.table("ncci-generated-codes")[1])
+        return FamilyPtp(facts.table("ncci-family-edits")[1], ours)
+
+    return facts.cached(("family-ptp",), read)
 
 
 def code_mue(store: NcciStore | None, code: str, on: date, service_type: str = "practitioner") -> dict[str, Any]:

@@ -89,8 +89,15 @@ def test_ncci_cli_gives_the_same_json(
 def test_without_tables_the_routes_say_what_to_import(
     graph: KnowledgeGraph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Nothing imported: our codes' edits come from the ontology's generated rows; any other code's
+    edits (and every MUE) are a 404 that says what to import."""
     monkeypatch.setenv("SPINEKG_NCCI_DIR", str(tmp_path))
     with TestClient(create_app(TEST_SETTINGS, graph=graph)) as client:
-        response = client.get("/codes/22510/edits")
-    assert response.status_code == 404
-    assert "spinekg import ncci" in response.json()["detail"]
+        ours = client.get("/codes/22513/edits", params={"with": "22510", "on": "2026-05-05"})
+        theirs = client.get("/codes/99213/edits")
+        mue = client.get("/codes/22510/mue")
+    assert ours.status_code == 200 and ours.json()["origin"] == "ontology"
+    assert [(e["column1"], e["column2"], e["modifier_indicator"]) for e in ours.json()["edits"]] == [("22513", "22510", 1)]
+    for response in (theirs, mue):
+        assert response.status_code == 404
+        assert "spinekg import ncci" in response.json()["detail"]

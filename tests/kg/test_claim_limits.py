@@ -208,7 +208,10 @@ def _worst(v: ClaimValidator) -> Callable[[int], dict[str, Any]]:
 def _random(v: ClaimValidator) -> Callable[[int], dict[str, Any]]:
     import random
 
-    codes = sorted(v.known_values("code"))
+    # A vocabulary both sizes saturate: what is measured is growth with the lines, not with the number of
+    # distinct codes (the PTP edits among any set of codes are bounded by the table's rows, a constant).
+    known = sorted(v.known_values("code"))
+    codes = sorted(random.Random(0).sample(known, min(len(known), 48)))
     modifiers = sorted(v.known_values("modifier"))
     levels = vertebrae(v)
 

@@ -9,9 +9,11 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 import zipfile
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -430,3 +432,67 @@ def test_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
     ]
     assert main(["ncci", "diff", "v32.1", "v9.9"]) == 2
     assert "no ptp-practitioner release 'v9.9' is imported" in capsys.readouterr().err
+
+
+def test_family_module_holds_every_row_of_our_codes(store: NcciStore, tmp_path: Path) -> None:
+    """spinekg ncci family-module's core: every row (deleted ones too) with one of the codes in either
+    column, written as Turtle that parses, names its release and is the same bytes when run again."""
+    from rdflib import Graph, Literal, Namespace
+    from rdflib.namespace import OWL, RDF
+
+    from spinekg.kg.ncci.family import family_edits, render_module
+
+    skg = Namespace("https://w3id.org/spinekg/vocab/")
+    table = family_edits(store, ["22510"], "practitioner")
+    expected = [e for e in _all_rows(store, table.info) if "22510" in (e.column1, e.column2)]
+    assert table.edits and sorted(table.edits) == sorted(expected)
+    text = render_module([table], {"practitioner": "cms-ncci-ptp-practitioner-2024"}, ["22510"], table.info.release)
+    assert text == render_module([table], {"practitioner": "cms-ncci-ptp-practitioner-2024"}, ["22510"], table.info.release)
+    graph = Graph().parse(data=text, format="turtle")
+    (header,) = graph.subjects(RDF.type, OWL.Ontology)
+    assert str(graph.value(header, OWL.versionIRI)).endswith("/releases/" + table.info.release)
+    edits = set(graph.subjects(RDF.type, skg.NcciPtpEdit))
+    assert len(edits) == len(table.edits)
+    for edit in table.edits:
+        rows = [
+            e
+            for e in edits
+            if graph.value(e, skg.ptpColumn1) == Literal(edit.column1)
+            and graph.value(e, skg.ptpColumn2) == Literal(edit.column2)
+            and graph.value(e, skg.ncciModifierIndicator) == Literal(str(edit.modifier_indicator))
+        ]
+        assert rows, edit
+        deleted = {graph.value(e, skg.deletedOn) for e in rows}
+        assert (edit.deletion is None and None in deleted) or any(
+            d is not None and d.toPython().date() == edit.deletion + timedelta(days=1) for d in deleted
+        )
+
+
+def _all_rows(store: NcciStore, info: Any) -> list[Any]:
+    from spinekg.kg.ncci.store import _ptp_edit
+
+    table = store.table(info)
+    return [_ptp_edit(table, i, "practitioner") for i in range(table.rows)]
+
+
+def test_family_module_without_an_imported_release_is_one_line(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "spinekg.kg.cli",
+            "ncci",
+            "family-module",
+            "--source",
+            "practitioner=x",
+            "-o",
+            str(tmp_path / "m.ttl"),
+        ],
+        env={**os.environ, "SPINEKG_NCCI_DIR": str(tmp_path / "empty")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "no ptp-practitioner release is imported" in proc.stderr and not (tmp_path / "m.ttl").exists()

@@ -58,15 +58,25 @@ def test_every_ncci_rule_has_a_failing_and_a_passing_case(validator: ClaimValida
         assert any(rule in c.get("tests", []) and rule not in c["expect"]["rules"] for c in NCCI_CASES), rule
 
 
-def test_without_imported_tables_the_ncci_rules_are_inactive(
+def test_without_imported_tables_the_ontology_rows_judge_our_codes_only(
     graph: KnowledgeGraph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """No release imported: the PTP rule reads the rows generated into the ontology for our codes (so it
+    is active and names their release), the MUE and AOC rules are inactive, and codes outside our family
+    are not judged against each other."""
     monkeypatch.setenv("SPINEKG_NCCI_DIR", str(tmp_path))
     validator = ClaimValidator(graph)
     rules = {r["id"]: r for r in validator.describe_rules()}
-    assert rules["ncci-ptp-edit"]["active"] is False and rules["units-exceed-limit"]["active"] is True
+    assert rules["ncci-ptp-edit"]["active"] is True and rules["ncci-mue-exceeded"]["active"] is False
     verdict = validator.validate({"date_of_service": "2026-05-05", "lines": [{"code": "77012"}, {"code": "76000"}]})
     assert not [f for f in verdict["findings"] if f["rule"].startswith("ncci-")]
+    lines = [{"code": "22513", "levels": ["T7"]}, {"code": "99155"}]
+    ours = validator.validate({"date_of_service": "2026-05-05", "lines": lines})
+    (finding,) = [f for f in ours["findings"] if f["rule"] == "ncci-ptp-edit"]
+    assert "modifier indicator 0" in finding["message"] and "release 2024-07-01" in finding["message"]
+    # the module holds the practitioner table only: an outpatient claim is not judged by it
+    outpatient = validator.validate({**{"date_of_service": "2026-05-05", "claim_type": "outpatient"}, "lines": lines})
+    assert not [f for f in outpatient["findings"] if f["rule"] == "ncci-ptp-edit"]
 
 
 def test_outpatient_claims_read_the_outpatient_table(validator: ClaimValidator) -> None:
