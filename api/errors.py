@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from spinekg.api.responses import JSON
 from spinekg.kg.errors import InputError, SpinekgError
 from spinekg.kg.facts.codes import UnknownCodeError
+from spinekg.kg.facts.diagnoses import ReleaseNotLoaded
 from spinekg.kg.facts.levels import UnknownVertebraError
 from spinekg.kg.facts.ncci import NoNcciTables
 from spinekg.kg.queries import UnknownQueryError
@@ -74,6 +75,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(UnknownVertebraError)
     async def unknown_vertebra(_: Request, exc: UnknownVertebraError) -> JSON:
         return JSON({"detail": exc.detail, "field": "level"}, status_code=404)
+
+    @app.exception_handler(ReleaseNotLoaded)
+    async def release_not_loaded(_: Request, exc: ReleaseNotLoaded) -> JSON:
+        return JSON({"detail": exc.detail, "field": exc.field}, status_code=404)
 
     @app.exception_handler(NoNcciTables)
     async def no_ncci_tables(_: Request, exc: NoNcciTables) -> JSON:

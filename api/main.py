@@ -18,7 +18,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from spinekg.api import errors, openapi
 from spinekg.api.middleware import HeadAsGet, PlainErrorsAsJSON, SplitCORS
-from spinekg.api.routes import claims, codes, meta, queries, sparql
+from spinekg.api.routes import claims, codes, coding, diagnoses, meta, queries, sparql
 from spinekg.api.settings import Settings, get_settings
 from spinekg.kg import __version__
 from spinekg.kg.graph import KnowledgeGraph, load_graph
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None, graph: KnowledgeGraph | None = 
     errors.install(app)
     # /sparql first: FastAPI tries the routes in order, and SPARQL is the route a store's clients hammer
     # (bench/sparql_bench.py); no two routers share a path, so the order changes nothing else
-    for module in (sparql, codes, claims, queries, meta):
+    for module in (sparql, codes, diagnoses, claims, coding, queries, meta):
         app.include_router(module.router)
     openapi.install(app)
     # add_middleware wraps what is there already: the last added is the outermost

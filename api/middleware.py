@@ -12,6 +12,8 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CLAIMS_PREFIX = "/claims"
+# the routes that carry health data (claims, and the procedure records and notes /coding reads): their own CORS policy
+HEALTH_DATA_PREFIXES = (CLAIMS_PREFIX, "/coding")
 CORS_METHODS = ("GET", "HEAD", "POST", "OPTIONS")
 # Response headers a browser client may read besides the safelisted ones (SPARQL result limits, busy).
 CORS_EXPOSE = ("X-SPARQL-MaxRows", "Warning", "Retry-After", "Content-Disposition")
@@ -43,7 +45,8 @@ class HeadAsGet:
 
 
 class SplitCORS:
-    """Starlette's CORSMiddleware with two policies: one for /claims/* and one for everything else.
+    """Starlette's CORSMiddleware with two policies: one for /claims/* and /coding/* (health data) and one
+    for everything else.
 
     With no origins a policy grants nothing: a preflight is refused and no Access-Control-Allow-Origin
     is ever sent, so a browser page on another origin cannot read the answer."""
@@ -70,7 +73,7 @@ class SplitCORS:
         root: str = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :]
-        claims = path == CLAIMS_PREFIX or path.startswith(CLAIMS_PREFIX + "/")
+        claims = any(path == prefix or path.startswith(prefix + "/") for prefix in HEALTH_DATA_PREFIXES)
         await (self.claims if claims else self.public)(scope, receive, send)
 
 

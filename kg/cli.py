@@ -147,6 +147,17 @@ def cmd_code_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_diagnosis(args: argparse.Namespace) -> int:
+    """An ICD-10-CM code's page of kg/facts: as JSON it is the body of GET /diagnoses/{code}."""
+    from spinekg.kg.facts import Facts
+    from spinekg.kg.facts.diagnoses import diagnosis_page, diagnosis_text, parse_on
+    from spinekg.kg.graph import load_graph
+
+    info = diagnosis_page(Facts(load_graph()), args.code, parse_on(args.on))
+    print(json.dumps(info, indent=2, ensure_ascii=False) if args.format == "json" else diagnosis_text(info))
+    return EXIT_OK
+
+
 def _output_path(name: str) -> Path:
     """An --output FILE checked before the work that fills it: not a folder, in a folder that exists."""
     path = Path(name)
@@ -260,6 +271,46 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK if verdict["valid"] else EXIT_NEGATIVE
 
 
+def cmd_code(args: argparse.Namespace) -> int:
+    """spinekg code FILE|- (a procedure record, JSON) or --note FILE|- (an operative note, text): the JSON of
+    POST /coding or /coding/note. Exit 0 when lines were coded, 1 when nothing was (the reason on stderr)."""
+    from spinekg.kg.claims.limits import claim_limits
+    from spinekg.kg.claims.parse import load_json
+    from spinekg.kg.coding import Coder
+    from spinekg.kg.coding.note import MAX_NOTE_CHARS
+    from spinekg.kg.graph import load_graph
+
+    _, max_bytes = claim_limits(None, args.max_bytes)
+    limit = max(max_bytes, 4 * MAX_NOTE_CHARS) if args.note else max_bytes  # a note in UTF-8: up to 4 bytes a character
+    source = _open_input(args.file)
+    try:
+        data = source.read(limit + 1)
+    finally:
+        if source is not sys.stdin.buffer:
+            source.close()
+    if len(data) > limit:
+        what = "a note" if args.note else "a procedure record"
+        raise InputError("FILE", f"more than {limit} bytes; {what} may have at most {limit}")
+    fields = {k: v for k, v in (("date_of_service", args.date_of_service), ("state", args.state)) if v is not None}
+    if args.note:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError("FILE", f"the note is not UTF-8 text (byte {exc.start})") from None
+        result = Coder(load_graph()).code_note(text, fields)
+    else:
+        if fields:
+            option = "--date-of-service" if args.date_of_service else "--state"
+            raise InputError(option, "give it in the record; these options go with --note")
+        record = load_json(data, field="record")  # not JSON: refused before the graph is loaded
+        result = Coder(load_graph()).code_json(record)
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    if not result["lines"]:
+        sys.stdout.flush()
+        return _fail(f"spinekg: {result['warnings'][0]['message']}", EXIT_NEGATIVE)
+    return EXIT_OK
+
+
 def _is_regular_file(stream: Any) -> bool:
     import stat
 
@@ -341,17 +392,37 @@ def cmd_import_ncci(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_import_coverage(args: argparse.Namespace) -> int:
+    """Import MCD article tables or Coverage API responses into the coverage store, then rebuild the graph
+    (the store loads the imported articles beside the typed modules; kg/coverage)."""
+    from spinekg.kg.build import build_graph
+    from spinekg.kg.coverage.importer import import_coverage
+    from spinekg.kg.coverage.scope import scope_from_graph
+    from spinekg.kg.graph import load_graph
+
+    result = import_coverage([Path(f) for f in args.files], scope_from_graph(load_graph(quiet=True)), replace=args.replace)
+    for line in result.lines():
+        print(line, file=sys.stderr if line.startswith("warning:") else sys.stdout, flush=True)
+    build = build_graph()
+    print(f"graph rebuilt with the imported articles: {build.summary()}", file=sys.stderr)
+    return EXIT_OK
+
+
 NCCI_RELEASE_COLUMNS = ["kind", "release", "in_force_from", "rows", "bytes", "files", "imported_at", "effective_dates"]
 
 
 def cmd_push(args: argparse.Namespace) -> int:
     """spinekg push STORE_URL: the reasoned graph into an external store, for SPINEKG_SPARQL_ENDPOINT."""
     from spinekg.kg.build import build_graph
+    from spinekg.kg.coverage.store import CoverageStore
     from spinekg.kg.remote import push
 
     build = build_graph()
-    sent = push(args.store, build.asserted_path, build.inferred_path)
-    print(f"pushed {sent['asserted']:,} asserted and {sent['inferred']:,} inferred triples (build {build.key}) to {args.store}")
+    sent = push(args.store, build.asserted_path, build.inferred_path, build.icd10_path, coverage=CoverageStore().files())
+    print(
+        f"pushed {sent['asserted']:,} asserted, {sent['inferred']:,} inferred and {sent.get('icd10cm', 0):,} ICD-10-CM triples "
+        f"(build {build.key}) to {args.store}"
+    )
     return EXIT_OK
 
 
@@ -363,7 +434,12 @@ def cmd_ncci_lookup(args: argparse.Namespace) -> int:
     store = NcciStore.open()
     on = ncci.parse_on(args.on)
     if args.ncci_command == "edits":
-        answer = ncci.code_edits(store, args.code, on, args.setting, args.other)
+        from spinekg.kg.facts import Facts
+        from spinekg.kg.graph import load_graph
+
+        # without an imported release, the ontology's rows answer for our codes
+        family = None if store.has(f"ptp-{args.setting}") else ncci.family_ptp(Facts(load_graph(quiet=True)))
+        answer = ncci.code_edits(store, args.code, on, args.setting, args.other, family)
     elif args.ncci_command == "mue":
         answer = ncci.code_mue(store, args.code, on, args.service_type)
     else:
@@ -378,6 +454,35 @@ def cmd_ncci_releases(args: argparse.Namespace) -> int:
     with NcciStore.open() as store:
         rows = [info.summary() for info in store.releases()]
     print(render(rows, NCCI_RELEASE_COLUMNS + (["sha256"] if args.format != "table" else []), args.format))
+    return EXIT_OK
+
+
+def cmd_ncci_family_module(args: argparse.Namespace) -> int:
+    """spinekg ncci family-module: our codes' PTP rows of the imported releases as an ontology module."""
+    from spinekg.kg import paths
+    from spinekg.kg.graph import load_graph
+    from spinekg.kg.ncci import NcciStore
+    from spinekg.kg.ncci.family import family_edits, render_module, write_module
+    from spinekg.kg.queries import get_query
+
+    codes = sorted({str(row["code"]) for row in get_query("ncci-generated-codes").run(load_graph(quiet=True)).values()})
+    if not codes:
+        raise InputError("family", "no family is marked skg:ptpEditsGenerated in the ontology")
+    sources: dict[str, str] = {}
+    for item in args.source:
+        setting, _, source = item.partition("=")
+        if not source:
+            raise InputError("--source", f"{item!r} is not of the form SETTING=SOURCE_ID")
+        sources[setting] = source
+    with NcciStore.open() as store:
+        tables = [family_edits(store, codes, setting, args.release) for setting in args.setting or ["practitioner"]]
+    missing = [t.setting for t in tables if t.setting not in sources]
+    if missing:
+        raise InputError("--source", f"name the source of the {missing[0]} table: --source {missing[0]}=SOURCE_ID")
+    version = "+".join(dict.fromkeys(t.info.release for t in tables))
+    out = Path(args.output) if args.output else paths.ontology_dir() / "edits" / "ncci-ptp.ttl"
+    write_module(out, render_module(tables, sources, codes, version))
+    print(f"{sum(len(t.edits) for t in tables):,} PTP rows of {len(codes)} codes (release {version}) -> {out}")
     return EXIT_OK
 
 
@@ -437,6 +542,12 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
     p.add_argument("--format", "-f", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_code_info)
 
+    p = sub.add_parser("diagnosis", help="an ICD-10-CM code: title, billable, ancestors, children, releases")
+    p.add_argument("code", help="with or without the dot: M80.08XA or M8008XA")
+    p.add_argument("--on", metavar="YYYY-MM-DD", help="a date of service: the release in force then (default: the latest loaded)")
+    p.add_argument("--format", "-f", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_diagnosis)
+
     p = sub.add_parser("export", help="one merged file (asserted + inferred) for tools that cannot follow imports")
     p.add_argument("--format", "-f", choices=("ttl", "owl"), default="ttl", help="Turtle or RDF/XML")
     p.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
@@ -471,6 +582,22 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
     )
     p.set_defaults(func=cmd_validate)
 
+    p = sub.add_parser(
+        "code",
+        help="code a documented procedure: a procedure record (JSON) or, with --note, an operative note (text)",
+        description="Claim lines, each explained with its rule and sources, the documentation gaps and the warnings, "
+        "and what was extracted (for a note, with character spans). Exit status: 0 coded, 1 nothing codable (the "
+        "reason on stderr), 2 unusable input.",
+    )
+    p.add_argument("file", metavar="FILE|-", help="the record or note, or - for standard input")
+    p.add_argument("--note", action="store_true", help="the input is an operative note (UTF-8 text), not a record")
+    p.add_argument("--date-of-service", metavar="YYYY-MM-DD", help="with --note: the date of service (wins over the note's)")
+    p.add_argument("--state", metavar="XX", help="with --note: the state where the service was rendered")
+    p.add_argument(
+        "--max-bytes", type=_positive, metavar="N", help="largest record in bytes (default SPINEKG_MAX_CLAIM_BYTES, else 65536)"
+    )
+    p.set_defaults(func=cmd_code)
+
     p = sub.add_parser("rules", help="list the claim rules (or, with --kinds, the rule kinds they are written in)")
     p.add_argument("--format", "-f", choices=("table", "json", "csv"), default="table")
     p.add_argument("--kinds", action="store_true", help="list the rule kinds: the table each reads and what a rule file may say")
@@ -483,7 +610,7 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
     p.add_argument("store", metavar="STORE_URL")
     p.set_defaults(func=cmd_push)
 
-    p = sub.add_parser("import", help="import CMS tables into the cache folder (import ncci FILE...)")
+    p = sub.add_parser("import", help="import CMS tables into the cache folder (import ncci|coverage FILE...)")
     tables = p.add_subparsers(dest="table", required=True, parser_class=_Parser)
     p = tables.add_parser(
         "ncci",
@@ -497,6 +624,20 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
     p.add_argument("--effective", metavar="YYYY-MM-DD", help="the date the release is in force from, when its name does not tell")
     p.add_argument("--setting", choices=("practitioner", "outpatient"), help="the setting of PTP files whose names don't say")
     p.set_defaults(func=cmd_import_ncci)
+    p = tables.add_parser(
+        "coverage",
+        help="import the Medicare Coverage Database article download (CSV, zip) or Coverage API responses (JSON)",
+        description="Keeps the articles that list our codes (and those the ontology types), writes them into "
+        "<cache>/coverage (SPINEKG_COVERAGE_DIR) as one file per article version, publishes them atomically, and "
+        "rebuilds the graph, which loads them beside the typed coverage modules; an imported version supersedes the "
+        "typed facts of its article on its dates. Exit status: 2 for a file that cannot be imported (the line names the "
+        "file and the row); the previous import is then left as it was.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument(
+        "--replace", action="store_true", help="keep none of the earlier imports (else the versions FILE does not hold are kept)"
+    )
+    p.set_defaults(func=cmd_import_coverage)
 
     p = sub.add_parser("ncci", help="the imported NCCI tables: releases, diff")
     ncci = p.add_subparsers(dest="ncci_command", required=True, parser_class=_Parser)
@@ -517,6 +658,18 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
     p = ncci.add_parser("releases", help="list the imported releases of each NCCI table")
     p.add_argument("--format", "-f", choices=("table", "json", "csv"), default="table")
     p.set_defaults(func=cmd_ncci_releases)
+    p = ncci.add_parser("family-module", help="write our codes' PTP rows of the imported releases as an ontology module")
+    p.add_argument("--setting", action="append", choices=("practitioner", "outpatient"), help="a PTP table to read (repeatable)")
+    p.add_argument("--release", metavar="R", help="the release to read (default: the newest imported)")
+    p.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="SETTING=SOURCE_ID",
+        help="the ontology source of a table, e.g. practitioner=cms-ncci-ptp-practitioner-2024",
+    )
+    p.add_argument("--output", "-o", metavar="PATH", help="default: ontology/edits/ncci-ptp.ttl of the data folder")
+    p.set_defaults(func=cmd_ncci_family_module, setting=None)
     p = ncci.add_parser("diff", help="PTP edits added, deleted, changed and removed between two imported releases")
     p.add_argument("old", metavar="OLD")
     p.add_argument("new", metavar="NEW")

@@ -18,7 +18,14 @@ PREFIXES: dict[str, str] = {
     "pfs": BASE + "pfs/",
     "pos": BASE + "place-of-service/",
     "src": BASE + "source/",
+    "mac": BASE + "contractor/",  # Medicare administrative contractors and their contract numbers
+    "jur": BASE + "jurisdiction/",  # MAC jurisdictions (JF, J15 ...) and the states each serves
+    "state": BASE + "state/",  # US states and territories by USPS code
+    "mcd": BASE + "mcd/",  # Medicare Coverage Database documents (LCDs, articles), versions and provisions
     "rule": BASE + "rule/",
+    "coding": BASE + "coding/",  # coding rules of spinekg code (ontology/coding.ttl)
+    "term": BASE + "term/",  # the note reader's vocabulary (ontology/note-terms.ttl)
+    "icd10cm": BASE + "icd10cm/",  # ICD-10-CM codes by their undotted code (icd10cm:M8008XA); kg/icd10
     "owl": "http://www.w3.org/2002/07/owl#",
     "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
     "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
@@ -30,6 +37,8 @@ PREFIXES: dict[str, str] = {
 ONTOLOGY_IRI = BASE + "ontology"
 ASSERTED_GRAPH = BASE + "graph/asserted"
 INFERRED_GRAPH = BASE + "graph/inferred"
+ICD10CM_GRAPH = BASE + "graph/icd10cm"  # the ICD-10-CM code set (kg/icd10): data beside the ontology, not reasoned over
+COVERAGE_GRAPH = BASE + "graph/coverage"  # imported Medicare coverage articles (kg/coverage): data beside the ontology
 
 
 def shorten(iri: str) -> str:

@@ -35,6 +35,11 @@ def root_ontology() -> Path:
     return ontology_dir() / "spinekg.ttl"
 
 
+def full_ontology() -> Path:
+    """The root that also imports the generated data modules (loaded beside the reasoned graph, not reasoned over)."""
+    return ontology_dir() / "spinekg-full.ttl"
+
+
 def catalog_file() -> Path:
     return ontology_dir() / "catalog-v001.xml"
 
@@ -69,6 +74,11 @@ def cache_dir() -> Path:
 def ncci_dir() -> Path:
     """Where imported NCCI tables are kept ($SPINEKG_NCCI_DIR overrides <cache>/ncci)."""
     return _env_path("SPINEKG_NCCI_DIR") or cache_dir() / "ncci"
+
+
+def coverage_dir() -> Path:
+    """Where imported Medicare coverage articles are kept ($SPINEKG_COVERAGE_DIR overrides <cache>/coverage)."""
+    return _env_path("SPINEKG_COVERAGE_DIR") or cache_dir() / "coverage"
 
 
 def builds_dir() -> Path:

@@ -20,7 +20,7 @@ import pyoxigraph as ox
 
 from spinekg.kg.errors import InputError, SpinekgError
 from spinekg.kg.graph import KnowledgeGraph, to_python
-from spinekg.kg.namespaces import ASSERTED_GRAPH, INFERRED_GRAPH
+from spinekg.kg.namespaces import ASSERTED_GRAPH, COVERAGE_GRAPH, ICD10CM_GRAPH, INFERRED_GRAPH
 from spinekg.kg.queries import NamedQuery
 
 WHERE = re.compile(r"\bWHERE\s*\{", re.IGNORECASE)
@@ -156,13 +156,28 @@ class RemoteGraph(KnowledgeGraph):
         return int(to_python(result.rows[0]["n"])) if result.rows else 0
 
 
-def push(store_url: str, asserted: Path, inferred: Path, timeout: float = 300) -> dict[str, int]:
-    """Send the build's asserted and inferred triples to a SPARQL 1.1 Graph Store Protocol endpoint
-    (Oxigraph: http://host:port/store), each replacing its named graph (kg.namespaces)."""
+def push(
+    store_url: str,
+    asserted: Path,
+    inferred: Path,
+    icd10: Path | None = None,
+    timeout: float = 300,
+    coverage: list[Path] | None = None,
+) -> dict[str, int]:
+    """Send the build's asserted and inferred triples (and the ICD-10-CM code set, kg/icd10, and the imported
+    coverage articles, kg/coverage) to a SPARQL 1.1 Graph Store Protocol endpoint (Oxigraph:
+    http://host:port/store), each replacing its named graph (kg.namespaces)."""
     sent = {}
-    for name, path in (("asserted", asserted), ("inferred", inferred)):
-        graph = ASSERTED_GRAPH if name == "asserted" else INFERRED_GRAPH
-        data = path.read_bytes()
+    graphs: list[tuple[str, Path | list[Path], str]] = [
+        ("asserted", asserted, ASSERTED_GRAPH),
+        ("inferred", inferred, INFERRED_GRAPH),
+    ]
+    if icd10 is not None:
+        graphs.append(("icd10cm", icd10, ICD10CM_GRAPH))
+    if coverage:
+        graphs.append(("coverage", coverage, COVERAGE_GRAPH))
+    for name, path, graph in graphs:
+        data = path.read_bytes() if isinstance(path, Path) else b"".join(p.read_bytes() for p in path)
         separator = "&" if "?" in store_url else "?"
         _post(f"{store_url}{separator}graph={quote(graph, safe='')}", data, "application/n-triples", "*/*", timeout, "PUT")
         sent[name] = data.count(b"\n")

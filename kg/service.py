@@ -10,9 +10,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from spinekg.kg.claims import ClaimValidator
+from spinekg.kg.coding import Coder
 from spinekg.kg.errors import InputError
 from spinekg.kg.export import export_graph
-from spinekg.kg.facts import Facts, codes, levels, ncci, page, relations
+from spinekg.kg.facts import Facts, codes, coverage, diagnoses, levels, ncci, page, relations
 from spinekg.kg.graph import KnowledgeGraph
 from spinekg.kg.queries import NamedQuery
 from spinekg.kg.sparql import SparqlPool, SparqlPoolConfig, SparqlRequest, SparqlResult
@@ -25,6 +26,7 @@ class KnowledgeService:
         self.validator = ClaimValidator(graph)
         self._lock = threading.Lock()
         self._pool: SparqlPool | None = None
+        self._coder: Coder | None = None
         self._sparql_workers = sparql_workers
 
     # ------------------------------------------------------------------ named queries
@@ -58,6 +60,14 @@ class KnowledgeService:
     def conflicts(self, code: str) -> dict[str, Any]:
         return relations.relation_page(self.facts, code, "conflicts")
 
+    def coverage(self, code: str, state: str | None = None, on: str | None = None) -> dict[str, Any]:
+        """The code's LCDs; for a state, its contractor's and the diagnoses that support the code (kg/facts/coverage.py)."""
+        return coverage.code_coverage(self.facts, code, state, coverage.parse_day(on))
+
+    def diagnosis(self, code: str, on: str | None = None) -> dict[str, Any]:
+        """The page of an ICD-10-CM code (kg/facts/diagnoses.py), as of the release in force on ``on``."""
+        return diagnoses.diagnosis_page(self.facts, code, diagnoses.parse_on(on))
+
     def vertebrae(self) -> list[dict[str, Any]]:
         return levels.vertebrae(self.facts)
 
@@ -67,7 +77,8 @@ class KnowledgeService:
     # ------------------------------------------------------------------ claims, SPARQL, ontology
 
     def ncci_edits(self, code: str, on: str | None, setting: str, other: str | None) -> dict[str, Any]:
-        return ncci.code_edits(self.validator.ncci_store(), code, ncci.parse_on(on), setting, other)
+        family = ncci.family_ptp(self.facts)
+        return ncci.code_edits(self.validator.ncci_store(), code, ncci.parse_on(on), setting, other, family)
 
     def ncci_mue(self, code: str, on: str | None, service_type: str) -> dict[str, Any]:
         return ncci.code_mue(self.validator.ncci_store(), code, ncci.parse_on(on), service_type)
@@ -89,6 +100,23 @@ class KnowledgeService:
         """The verdict for one claim; InputError (naming the field) for unusable input or more than
         ``max_lines`` lines. CPU-bound: an async caller runs it in a worker thread."""
         return self.validator.validate(claim, max_lines=max_lines)
+
+    def coder(self) -> Coder:
+        """The coding engine of spinekg code (kg/coding), built on first use with this service's validator."""
+        if self._coder is None:
+            with self._lock:
+                if self._coder is None:
+                    self._coder = Coder(self.graph, self.validator)
+        return self._coder
+
+    def code_record(self, record: Any) -> dict[str, Any]:
+        """Claim lines, explanations and documentation gaps for a structured procedure record (parsed JSON);
+        InputError naming the field for unusable input. CPU-bound: run it in a worker thread."""
+        return self.coder().code_json(record)
+
+    def code_note(self, text: Any, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The same for an operative note; ``fields`` are record fields given beside it (date_of_service, state, ...)."""
+        return self.coder().code_note(text, fields)
 
     def validate_many(self, claims: list[Any], max_lines: int | None = None) -> list[dict[str, Any]]:
         """One verdict per claim; an unusable claim (or one of more than ``max_lines`` lines) gets an

@@ -962,11 +962,11 @@ def reply_frame(reply: tuple[Any, ...]) -> bytes:
 
 
 def serve(asserted: str, inferred: str, memory_bytes: int, allow_unconfined: bool = False) -> None:
-    from spinekg.kg.graph import KnowledgeGraph
+    from spinekg.kg.graph import build_store
 
     inbox, outbox = os.dup(0), os.dup(1)
     os.dup2(2, 1)  # a stray print must not corrupt the channel
-    store = KnowledgeGraph.from_files(Path(asserted), Path(inferred)).store
+    store = build_store(Path(asserted), Path(inferred))  # the build's read-only store, ICD-10-CM included
     inspect_query("ASK {}")  # import rdflib's parser and build its grammar before the limits apply
     _cached_verdict.cache_clear()
     isolation = isolate(memory_bytes)

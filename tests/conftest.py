@@ -20,6 +20,9 @@ FIXTURES = TESTS / "fixtures"
 # imported into the user cache must not change them. Set before any test (and inherited by the CLI
 # subprocesses); tests/kg/test_ncci_claims.py imports fixture tables of its own elsewhere.
 os.environ["SPINEKG_NCCI_DIR"] = tempfile.mkdtemp(prefix="spinekg-tests-no-ncci-")
+# Likewise no imported coverage article (kg/coverage): the claim cases judge by the typed LCD modules;
+# tests/kg/test_coverage_import.py imports its fixtures into folders of its own.
+os.environ["SPINEKG_COVERAGE_DIR"] = tempfile.mkdtemp(prefix="spinekg-tests-no-coverage-")
 
 
 @pytest.fixture(scope="session")

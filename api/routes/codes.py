@@ -11,6 +11,7 @@ from spinekg.api.responses import JSON
 from spinekg.api.schemas import (
     EXAMPLES,
     BundlesResponse,
+    CodeCoverage,
     CodeDetail,
     CodeSummary,
     ConflictsResponse,
@@ -141,6 +142,26 @@ async def get_mue(
 )
 async def get_primaries(code: CodePath, service: ServiceDep, on: OnQuery = None) -> JSON:
     return JSON(service.ncci_primaries(code, on))
+
+
+@router.get(
+    "/codes/{code}/coverage",
+    response_model=CodeCoverage,
+    responses={
+        404: {"model": ErrorBody, "description": "unknown code, with the closest known codes"},
+        422: {"model": ErrorBody, "description": "a state Medicare does not serve, or a malformed date"},
+    },
+    summary="Each Medicare contractor's LCD for a code; for a state (and date), its LCD and the diagnoses that support the code",
+)
+async def get_coverage(
+    code: CodePath,
+    service: ServiceDep,
+    state: Annotated[str | None, Query(max_length=8, description="USPS code of a state or territory, e.g. OR")] = None,
+    on: Annotated[
+        str | None, Query(alias="date", max_length=10, description="the date of service (YYYY-MM-DD); without it, every date")
+    ] = None,
+) -> JSON:
+    return JSON(service.coverage(code, state, on))
 
 
 @router.get("/vertebrae", response_model=list[Vertebra], summary="Every level a claim can name, in order")

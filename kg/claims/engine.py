@@ -12,6 +12,7 @@ from __future__ import annotations
 import stat
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import IO, Any, cast
@@ -19,22 +20,27 @@ from typing import IO, Any, cast
 import orjson
 
 from spinekg.kg.cache import remember
+from spinekg.kg.claims.coverage_kinds import COVERAGE_KINDS
+from spinekg.kg.claims.diagnosis_kinds import DIAGNOSIS_KINDS
 from spinekg.kg.claims.kinds import GLOSSARY, Anatomy, Context, Kind, Known, Shape, kind_names
 from spinekg.kg.claims.kinds import KINDS as GRAPH_KINDS
 from spinekg.kg.claims.limits import MAX_CLAIM_BYTES, MAX_CLAIM_LINES
 from spinekg.kg.claims.model import Claim, Finding, Line, Repair
 from spinekg.kg.claims.ncci_kinds import NCCI_KINDS
-from spinekg.kg.claims.parse import CLAIM_KEYS, load_json, parse_claim
+from spinekg.kg.claims.parse import CLAIM_KEYS, Places, load_json, parse_claim
 from spinekg.kg.claims.rules import Rule
 from spinekg.kg.errors import InputError, SpinekgError
 from spinekg.kg.graph import KnowledgeGraph
+from spinekg.kg.icd10.store import CodeSet, code_set
 from spinekg.kg.ncci.store import NcciStore
 from spinekg.kg.paths import site_rules_dir
 from spinekg.kg.queries import NamedQuery, discover, get_query, load_query
 
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 MAX_RULE_FILE_BYTES = 256 * 1024  # a site's rule file; the packaged ones are under 4 KiB
-KINDS: dict[str, type[Kind]] = {**GRAPH_KINDS, **NCCI_KINDS}  # every rule kind: the graph's tables, then CMS's
+# every rule kind: the graph's tables, then CMS's, then those of the claim's diagnoses (kg/icd10), then
+# the contractors' LCDs (kg/claims/coverage_kinds.py)
+KINDS: dict[str, type[Kind]] = {**GRAPH_KINDS, **NCCI_KINDS, **DIAGNOSIS_KINDS, **COVERAGE_KINDS}
 DISPATCH_CACHE = 16384  # claim shapes whose relevant rules are remembered, per cache (a few MB at most)
 _NONE: frozenset[str] = frozenset()
 _CLAIM_FIELDS = frozenset(CLAIM_KEYS)
@@ -107,7 +113,14 @@ class ClaimValidator:
             for r in get_query("sources").run(graph).values()
         }
         self.statuses = {str(r["status"]) for r in get_query("evidence-statuses").run(graph).values()}
+        # the states and contract numbers a claim may name, and the MAC jurisdiction each picks
+        self.places = Places(
+            {str(r["state"]): str(r["jurisdiction"]) for r in get_query("states").run(graph).values()},
+            {str(r["contract"]): str(r["jurisdiction"]) for r in get_query("contracts").run(graph).values()},
+        )
         self._ncci: NcciStore | bool | None = None  # opened when a rule reads it; False: nothing imported
+        self._graph_build = graph.build
+        self._icd10: CodeSet | bool | None = None  # the build's ICD-10-CM code set; False: no build
         self.rules: list[Rule] = []
         self.checkers: list[Kind] = []
         for query in rule_files if rule_files is not None else rule_queries():
@@ -129,6 +142,8 @@ class ClaimValidator:
                 checker = kind(rule, rows, self.anatomy, self._ncci_store() if kind.uses_ncci else None)
             except (KeyError, ValueError, TypeError) as exc:
                 raise SpinekgError(f"rule {rule.id}: its table does not fit a {kind.name} rule: {exc}") from exc
+            if kind.uses_icd10:
+                checker.icd10 = self.icd10_codes()
             self.rules.append(rule)
             self.checkers.append(checker)
         known = {r.id for r in self.rules}
@@ -147,6 +162,14 @@ class ClaimValidator:
         self.dates = sorted({d for checker in self._dated_rules for d in checker.dates()})
         self._undated: dict[frozenset[str], tuple[tuple[Kind, ...], tuple[Kind, ...]]] = {}  # codes -> (plain, flagged)
         self._dated: dict[tuple[frozenset[str], int], tuple[Kind, ...]] = {}
+
+    def icd10_codes(self) -> CodeSet | None:
+        """The ICD-10-CM code set of the graph's build (kg/icd10), opened once; None for a graph that
+        was not loaded from a build (a test's fixture graph)."""
+        if self._icd10 is None:
+            build = self._graph_build
+            self._icd10 = code_set(build.folder) if build is not None else False
+        return self._icd10 if isinstance(self._icd10, CodeSet) else None
 
     def ncci_store(self) -> NcciStore | None:
         """The imported NCCI tables the rules read (None when none is imported)."""
@@ -222,7 +245,9 @@ class ClaimValidator:
         return [f for f in findings if (f.rule, f.lines[0]) not in covered] if covered else findings
 
     def parse(self, obj: Any, today: date | None = None, max_lines: int | None = None) -> Claim:
-        return parse_claim(obj, self.vertebrae, today, max_lines or self.max_lines, self.max_levels, self.levels_hint)
+        return parse_claim(
+            obj, self.vertebrae, today, max_lines or self.max_lines, self.max_levels, self.levels_hint, self.places
+        )
 
     def validate(self, obj: Any, today: date | None = None, max_lines: int | None = None) -> dict[str, Any]:
         """The verdict for one claim (a parsed JSON object); raises InputError for unusable input,
@@ -308,7 +333,10 @@ class ClaimValidator:
         for rounds in range(MAX_REPAIR_ROUNDS + 1):  # at most MAX_REPAIR_ROUNDS repairs, each re-checked
             errors = [f for f in findings if f.severity == "error"]
             if not errors:
-                return {"lines": [ln.as_json() for _, ln in work], "changes": changes}
+                suggestion: dict[str, Any] = {"lines": [ln.as_json() for _, ln in work], "changes": changes}
+                if claim.diagnoses:  # the corrected claim keeps them, so that its lines' pointers still point
+                    suggestion["diagnoses"] = list(claim.diagnoses)
+                return suggestion
             if rounds == MAX_REPAIR_ROUNDS or any(not f.repairs for f in errors):
                 return None
             # by priority, then line; for one line the first finding (in verdict order) that repairs it wins
@@ -325,11 +353,22 @@ class ClaimValidator:
             merged: list[tuple[int | None, Line]] = []
             for origin, ln in work:
                 merged.extend(replaced.get(ln.index, [(origin, ln)]))
-            work = [(origin, Line(i + 1, ln.code, ln.modifiers, ln.units, ln.levels)) for i, (origin, ln) in enumerate(merged)]
+            work = [
+                (origin, Line(i + 1, ln.code, ln.modifiers, ln.units, ln.levels, ln.diagnosis_pointers))
+                for i, (origin, ln) in enumerate(merged)
+            ]
             if not work or len(work) > MAX_SUGGESTION_GROWTH * len(claim.lines):
                 return None
             current = Claim(
-                [ln for _, ln in work], claim.date_of_service, claim.place_of_service, claim.id, claim_type=claim.claim_type
+                [ln for _, ln in work],
+                claim.date_of_service,
+                claim.place_of_service,
+                claim.id,
+                claim_type=claim.claim_type,
+                diagnoses=claim.diagnoses,
+                state=claim.state,
+                contractor=claim.contractor,
+                jurisdiction=claim.jurisdiction,
             )
             errors_or_none = self._errors(current)
             if errors_or_none is None:
@@ -464,15 +503,17 @@ def _apply(repair: Repair, line: Line) -> tuple[list[Line], str]:
     if action == "remove-line":
         return [], f"remove {before}"
     if action == "replace-code" and repair.code:
-        new = Line(line.index, repair.code, line.modifiers, line.units, line.levels)
+        new = Line(line.index, repair.code, line.modifiers, line.units, line.levels, line.diagnosis_pointers)
     elif action == "set-units" and repair.units:
-        new = Line(line.index, line.code, line.modifiers, repair.units, repair.levels or line.levels)
+        new = Line(line.index, line.code, line.modifiers, repair.units, repair.levels or line.levels, line.diagnosis_pointers)
     elif action == "drop-modifier":
-        new = Line(line.index, line.code, tuple(m for m in line.modifiers if m != repair.modifier), line.units, line.levels)
+        kept = tuple(m for m in line.modifiers if m != repair.modifier)
+        new = Line(line.index, line.code, kept, line.units, line.levels, line.diagnosis_pointers)
     elif action == "add-modifier" and repair.modifier:
-        new = Line(line.index, line.code, (*line.modifiers, repair.modifier), line.units, line.levels)
+        new = Line(line.index, line.code, (*line.modifiers, repair.modifier), line.units, line.levels, line.diagnosis_pointers)
     elif action == "split" and repair.new_lines:
-        parts = list(repair.new_lines)
+        # the parts of a split line point to the diagnoses the line pointed to
+        parts = [p if p.diagnosis_pointers else replace(p, diagnosis_pointers=line.diagnosis_pointers) for p in repair.new_lines]
         return parts, f"{before} -> {' + '.join(_describe(p) for p in parts)}"
     else:
         raise SpinekgError(f"cannot apply repair {action!r}")

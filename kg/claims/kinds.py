@@ -29,6 +29,7 @@ from spinekg.kg.claims.model import Claim, Finding, Line, Repair
 from spinekg.kg.claims.parse import CLAIM_KEYS, LINE_KEYS
 from spinekg.kg.claims.rules import Rule
 from spinekg.kg.facts.codes import as_date, in_force
+from spinekg.kg.icd10.store import CodeSet
 from spinekg.kg.ncci.store import NcciStore
 from spinekg.kg.nearest import NearValues
 from spinekg.kg.sources import source_order
@@ -147,6 +148,9 @@ class Kind:
     # codes and period between the rules' dates); False: it reads the codes and flags, never the day
     by_day: ClassVar[bool] = False
     uses_ncci: ClassVar[bool] = False  # reads the imported NCCI tables (the engine then hands them over)
+    # reads the ICD-10-CM code set of the build (kg/icd10): the engine sets ``icd10`` after compiling
+    uses_icd10: ClassVar[bool] = False
+    icd10: CodeSet | None = None
     # True: ``applies`` says, claim by claim, whether the claim's flags (modifiers, lines without
     # levels, assumed fields) let the rule fire; the engine caches ``relevant`` by codes alone and
     # asks ``applies`` of these rules only
@@ -1109,7 +1113,7 @@ class Bundle(Kind):
         "or at another level without a modifier that shows it was distinct)."
     )
     columns = ("comprehensive", "component", "status", "rationale", "source")
-    optional = ("fix_hint", "bypass", "bypass_rank", "valid_from")
+    optional = ("fix_hint", "bypass", "bypass_rank", "valid_from", "paired")
     variables = ("component", "comprehensive", "levels", "treated", "bypass", "preferred_bypass", "rationale", "fix_hint")
     cases = ("default", "levels-unnamed")
     repairs = ("remove-line", "remove-shared-levels", "add-preferred-modifier")
@@ -1120,6 +1124,8 @@ class Bundle(Kind):
         "component": "the code included (CMS's column 2)",
         "bypass": "a modifier that shows the component was a distinct service",
         "bypass_rank": "the order in which a fix proposes the bypass modifiers, lowest first (from the ontology)",
+        "paired": "other-level scope: false when the two codes are billable together at different levels without a modifier "
+        "(CMS's table does not pair them); the comprehensive code's levels still count as treated",
         "treated": "the levels the comprehensive code's lines name",
         "preferred_bypass": "the bypass modifier of the lowest rank",
         "levels-unnamed": "the levels are not named on every line, so same or other level cannot be told",
@@ -1251,10 +1257,13 @@ class Bundle(Kind):
             if line.code not in self.table:
                 continue
             if line.code not in found:
-                edits = [e for e in self._edits(ctx, line.code) if e.bypass]
+                every = self._edits(ctx, line.code)
+                edits = [e for e in every if e.bypass and e.row.get("paired", True) is not False]
                 others = [o for e in edits for o in ctx.by_code[e.comprehensive]]
                 bypass = frozenset().union(*(e.bypass for e in edits))
-                found[line.code] = (edits, others, {lv for o in others for lv in o.levels}, bypass) if edits else None
+                # a level any comprehensive code treats is the same level, paired in CMS's table or not
+                treated = {lv for e in every for o in ctx.by_code[e.comprehensive] for lv in o.levels}
+                found[line.code] = (edits, others, treated, bypass) if edits else None
             hit = found[line.code]
             if hit is None:
                 continue

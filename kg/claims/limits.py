@@ -15,6 +15,8 @@ MAX_CLAIM_BYTES = 64 * 1024  # one claim as JSON; a 50-line claim naming every l
 MAX_LEVELS_CEILING = 128  # a line's levels, refused unread beyond it; the real limit is one per vertebra of the graph
 MAX_ID_LENGTH = 64  # X12 CLM01 (patient control number) holds 38 characters; room for local schemes
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # a numeric id must survive any JSON reader and writer
+MAX_DIAGNOSES = 12  # CMS-1500 item 21 (A-L) and the 837P's HI segment (one principal and eleven other diagnoses)
+MAX_DIAGNOSIS_POINTERS = 4  # per line: X12 837P SV107 (composite diagnosis code pointer) and CMS-1500 item 24E
 
 ENV_MAX_CLAIM_LINES = "SPINEKG_MAX_CLAIM_LINES"
 ENV_MAX_CLAIM_BYTES = "SPINEKG_MAX_CLAIM_BYTES"

@@ -17,9 +17,19 @@ class Line:
     modifiers: tuple[str, ...] = ()
     units: int = 1
     levels: tuple[str, ...] = ()
+    diagnosis_pointers: tuple[int, ...] = ()  # 1-based indexes into Claim.diagnoses (837P SV107); () points to all
 
     def as_json(self) -> dict[str, Any]:
-        return {"code": self.code, "modifiers": list(self.modifiers), "units": self.units, "levels": list(self.levels)}
+        out = {"code": self.code, "modifiers": list(self.modifiers), "units": self.units, "levels": list(self.levels)}
+        if self.diagnosis_pointers:
+            out["diagnosis_pointers"] = list(self.diagnosis_pointers)
+        return out
+
+    def pointed(self, diagnoses: tuple[str, ...]) -> tuple[str, ...]:
+        """The diagnoses this line points to: all of them when it names no pointer."""
+        if not self.diagnosis_pointers:
+            return diagnoses
+        return tuple(diagnoses[p - 1] for p in self.diagnosis_pointers)
 
 
 @dataclass(slots=True)
@@ -30,6 +40,10 @@ class Claim:
     id: Any = None
     claim_type: str = "professional"  # professional (837P, CMS-1500) or outpatient (837I, UB-04): which NCCI tables apply
     assumed: dict[str, str] = field(default_factory=dict)  # fields the claim left out -> the value used
+    diagnoses: tuple[str, ...] = ()  # ICD-10-CM codes, dotted and upper-case (kg/icd10.normalize), at most 12
+    state: str | None = None  # USPS code of where the service was rendered (a state the graph knows)
+    contractor: str | None = None  # a MAC contract number the graph knows; its jurisdiction overrides the state's
+    jurisdiction: str | None = None  # the MAC jurisdiction (JF ...) the state or contractor picks: whose LCD applies
 
 
 @dataclass(slots=True)

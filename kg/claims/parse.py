@@ -9,16 +9,25 @@ import difflib
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import orjson
 
 from spinekg.kg.cache import remember
-from spinekg.kg.claims.limits import INT64_MAX, INT64_MIN, MAX_CLAIM_LINES, MAX_ID_LENGTH
+from spinekg.kg.claims.limits import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_CLAIM_LINES,
+    MAX_DIAGNOSES,
+    MAX_DIAGNOSIS_POINTERS,
+    MAX_ID_LENGTH,
+)
 from spinekg.kg.claims.model import Claim, Line
 from spinekg.kg.errors import InputError
 from spinekg.kg.facts.codes import CODE_FORMAT
+from spinekg.kg.icd10.codes import normalize as normalize_diagnosis
 
 CODE = re.compile(CODE_FORMAT)  # checked after upper-casing
 MODIFIER = re.compile(r"[0-9A-Z]{2}")
@@ -30,11 +39,11 @@ MAX_MODIFIERS = 4  # CMS-1500 item 24D and X12 SV101-3..6
 SHOWN = 40  # characters of a bad value quoted in an error message
 # The claim contract: a key outside it is refused (a misspelt "levles" would otherwise drop the levels
 # silently and turn a wrong claim into a valid one).
-CLAIM_KEYS = ("id", "date_of_service", "place_of_service", "claim_type", "lines")
+CLAIM_KEYS = ("id", "date_of_service", "place_of_service", "claim_type", "state", "contractor", "diagnoses", "lines")
 # professional: a practitioner's claim (837P, CMS-1500); outpatient: a hospital outpatient claim (837I,
 # UB-04). The claim type picks CMS's practitioner or outpatient-hospital NCCI tables.
 CLAIM_TYPES = ("professional", "outpatient")
-LINE_KEYS = ("code", "modifiers", "units", "levels")
+LINE_KEYS = ("code", "modifiers", "units", "levels", "diagnosis_pointers")
 _CLAIM_KEY_SET = frozenset(CLAIM_KEYS)
 _LINE_KEY_SET = frozenset(LINE_KEYS)
 # Well-formed spellings already seen -> their normal form (codes, modifiers, dates): most claims repeat a
@@ -43,6 +52,42 @@ _SEEN_LIMIT = 4096
 _codes: dict[str, str] = {}
 _modifiers: dict[str, str] = {}
 _dates: dict[str, date] = {}
+_diagnoses: dict[str, str] = {}
+DIAGNOSIS_SHAPE = "a letter, two letters or digits, then up to four letters or digits after an optional dot, e.g. M80.08XA"
+
+
+@dataclass(frozen=True)
+class Places:
+    """Where a claim may say the service was rendered, as read from the graph (kg/claims/engine.py):
+    the states and territories (USPS code -> MAC jurisdiction) and the contract numbers (-> jurisdiction)."""
+
+    states: Mapping[str, str]
+    contracts: Mapping[str, str]
+
+    def resolve(self, state: Any, contractor: Any) -> tuple[str | None, str | None, str | None]:
+        """(state, contractor, jurisdiction) of a claim; InputError naming the field for one the graph does not know."""
+        code = None
+        if state is not None:
+            text = state.strip().upper() if isinstance(state, str) and len(state) <= 8 and state.isascii() else ""
+            if text not in self.states:
+                raise InputError(
+                    "state",
+                    f"{show(state)} is not a US state or territory Medicare serves; "
+                    f"use its USPS code ({', '.join(sorted(self.states))})",
+                )
+            code = text
+        number = None
+        if contractor is not None:
+            text = contractor.strip() if isinstance(contractor, str) and len(contractor) <= 8 and contractor.isascii() else ""
+            if text not in self.contracts:
+                known = ", ".join(sorted(self.contracts)) or "none"
+                raise InputError("contractor", f"{show(contractor)} is not a MAC contract number spinekg knows (known: {known})")
+            number = text
+        jurisdiction = self.contracts[number] if number else (self.states[code] if code else None)
+        return code, number, jurisdiction
+
+
+NO_PLACES = Places({}, {})  # a parser given no places refuses every state and contractor
 
 
 def show(value: Any) -> str:
@@ -132,12 +177,15 @@ def parse_claim(
     max_lines: int = MAX_CLAIM_LINES,
     max_levels: int | None = None,
     levels_hint: str = "",
+    places: Places | None = None,
 ) -> Claim:
     """Validate the shape of a claim. ``vertebrae`` maps every accepted spelling (upper case) of a
     level to its notation, as read from the graph. A claim holds at most ``max_lines`` lines, and a line
     at most as many levels as there are vertebrae (``max_levels``, counted from ``vertebrae`` unless
     given), so that checking it is bounded work. ``levels_hint`` names the vertebrae in an error
-    message (the engine words it from the graph)."""
+    message (the engine words it from the graph). ``places`` are the states and contract numbers the
+    graph knows: a claim's ``state`` or ``contractor`` outside them is unusable input, and the one it
+    names picks the claim's MAC jurisdiction (the contractor's over the state's)."""
     if not isinstance(obj, dict):
         raise InputError("claim", "a claim is a JSON object with a 'lines' list")
     if not obj.keys() <= _CLAIM_KEY_SET:
@@ -164,15 +212,70 @@ def parse_claim(
         raise InputError("place_of_service", f"{show(pos)} is not a two-digit CMS place-of-service code")
     if max_levels is None:
         max_levels = len(set(vertebrae.values()))
-    lines = [_parse_line(raw, i, vertebrae, max_levels, levels_hint) for i, raw in enumerate(raw_lines)]
+    diagnoses = parse_diagnoses(obj.get("diagnoses"))
+    lines = [_parse_line(raw, i, vertebrae, max_levels, levels_hint, len(diagnoses)) for i, raw in enumerate(raw_lines)]
     claim_type = obj.get("claim_type", CLAIM_TYPES[0])
     if claim_type not in CLAIM_TYPES:
         raise InputError("claim_type", f"{show(claim_type)} is not a claim type; use {' or '.join(CLAIM_TYPES)}")
     assumed = {"date_of_service": when.isoformat()} if dos is None else {}
-    return Claim(lines, when, pos, claim_id, claim_type=claim_type, assumed=assumed)
+    state, contractor, jurisdiction = (places or NO_PLACES).resolve(obj.get("state"), obj.get("contractor"))
+    return Claim(
+        lines, when, pos, claim_id, claim_type=claim_type, assumed=assumed, diagnoses=diagnoses,
+        state=state, contractor=contractor, jurisdiction=jurisdiction,
+    )  # fmt: skip
 
 
-def _parse_line(raw: Any, i: int, vertebrae: Mapping[str, str], max_levels: int, levels_hint: str) -> Line:
+def parse_diagnoses(raw: Any) -> tuple[str, ...]:
+    """The claim's diagnoses, dotted and upper-case: ICD-10-CM codes with or without the dot, at most
+    MAX_DIAGNOSES. A string not shaped like a code is unusable input; a shaped one that no release holds
+    is a finding of the diagnosis rules."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise InputError("diagnoses", 'diagnoses are a list of ICD-10-CM codes, such as ["M80.08XA", "C79.51"]')
+    if len(raw) > MAX_DIAGNOSES:
+        raise InputError(
+            "diagnoses",
+            f"{len(raw)} diagnoses; a claim holds at most {MAX_DIAGNOSES} (CMS-1500 item 21 A-L, the 837P's HI segment)",
+        )
+    found: list[str] = []
+    for j, value in enumerate(raw):
+        code = _diagnoses.get(value) if type(value) is str else None
+        if code is None:
+            try:
+                code = normalize_diagnosis(value) if isinstance(value, str) else None
+            except ValueError:
+                code = None
+            if code is None:
+                raise InputError(f"diagnoses[{j}]", f"{show(value)} is not shaped like an ICD-10-CM code ({DIAGNOSIS_SHAPE})")
+            remember(_diagnoses, value, code, _SEEN_LIMIT)
+        found.append(code)
+    return tuple(found)
+
+
+def _parse_pointers(raw: Any, i: int, count: int) -> tuple[int, ...]:
+    """A line's diagnosis pointers: 1-based positions in the claim's diagnoses, at most MAX_DIAGNOSIS_POINTERS."""
+    field = f"lines[{i}].diagnosis_pointers"
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise InputError(field, "diagnosis pointers are a list of 1-based positions in the claim's diagnoses, such as [1, 2]")
+    if len(raw) > MAX_DIAGNOSIS_POINTERS:
+        raise InputError(
+            field, f"{len(raw)} pointers; a claim line points to at most {MAX_DIAGNOSIS_POINTERS} diagnoses (837P SV107)"
+        )
+    for j, p in enumerate(raw):
+        if type(p) is not int:
+            raise InputError(f"{field}[{j}]", f"{show(p)} is not a whole number: a pointer is a 1-based position in diagnoses")
+        if p < 1:
+            raise InputError(f"{field}[{j}]", f"{show(p)} is not a position in diagnoses: pointers count from 1")
+        if p > count:
+            listed = f"only {count} diagnos{'is' if count == 1 else 'es'}" if count else "no diagnoses"
+            raise InputError(f"{field}[{j}]", f"{p} points past the claim's diagnoses: it lists {listed}")
+    return tuple(raw)
+
+
+def _parse_line(raw: Any, i: int, vertebrae: Mapping[str, str], max_levels: int, levels_hint: str, diagnoses: int = 0) -> Line:
     if not isinstance(raw, dict):
         raise InputError(f"lines[{i}]", "a line is an object with at least a 'code'")
     if not raw.keys() <= _LINE_KEY_SET:
@@ -211,7 +314,7 @@ def _parse_line(raw: Any, i: int, vertebrae: Mapping[str, str], max_levels: int,
     if not levels_raw:
         if levels_raw is not None and not isinstance(levels_raw, list):
             raise InputError(f"lines[{i}].levels", 'levels are a list of vertebra names such as ["L3", "L4"]')
-        return Line(i + 1, code, modifiers, units, ())
+        return Line(i + 1, code, modifiers, units, (), _parse_pointers(raw.get("diagnosis_pointers"), i, diagnoses))
     if not isinstance(levels_raw, list):
         raise InputError(f"lines[{i}].levels", 'levels are a list of vertebra names such as ["L3", "L4"]')
     if len(levels_raw) > max_levels:
@@ -228,7 +331,7 @@ def _parse_line(raw: Any, i: int, vertebrae: Mapping[str, str], max_levels: int,
                 f"lines[{i}].levels[{j}]", f"{show(level)} is not a vertebra" + (f" ({levels_hint})" if levels_hint else "")
             )
         levels.append(name)
-    return Line(i + 1, code, modifiers, units, tuple(levels))
+    return Line(i + 1, code, modifiers, units, tuple(levels), _parse_pointers(raw.get("diagnosis_pointers"), i, diagnoses))
 
 
 def _parse_code(raw: Any, field: str) -> str:

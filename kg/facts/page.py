@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from spinekg.kg.facts import fees, levels, modifiers, relations, sources
+from spinekg.kg.facts import coverage, fees, levels, modifiers, relations, sources
 from spinekg.kg.facts.codes import known_code
 from spinekg.kg.facts.table import Facts
 
@@ -24,6 +24,7 @@ def _assemble(facts: Facts, code: str) -> dict[str, Any]:
     page["conflicts"] = relations.conflicts(facts, code)
     page["fee_schedule"] = fees.fee_schedule(facts, code)
     page["modifiers"] = modifiers.modifiers(facts, code)
+    page["coverage"] = coverage.lcd_summaries(facts, code)  # each contractor's LCD and what is known of its lists
     page.update(sources.documentation(facts, code))
     page["sources"] = sources.sources(facts, code)
     return page

@@ -95,6 +95,17 @@ def code_page_text(page: Mapping[str, Any]) -> str:
             years = f" (fee schedule {_joined(m['years'])})" if m["years"] else ""
             not_allowed.append(f"  {m['modifier']:<3} {m['reason']}{years} {_evidence(m)}")
     section("Modifiers not allowed:", not_allowed)
+    lcds = []
+    for c in page.get("coverage") or []:
+        lists = c["lists"]
+        known = f"{lists['groups']} group(s), {lists['diagnoses']} diagnoses" if lists["groups"] else "no list known"
+        imported = f"; imported {_joined(lists['imported_versions'])}" if lists["imported_versions"] else ""
+        lcds.append(
+            f"  {c['lcd']} {c['contractor']} ({_joined(c['jurisdictions'])}), article {c['article']}, known in force from "
+            f"{c['known_from']}; the code: {c['governed']['how']} [{c['governed']['evidence']}]; ICD-10-CM lists: "
+            f"{lists['status']} ({known}{imported})"
+        )
+    section("Medicare coverage (each contractor's LCD):", lcds)
     section("Documentation:", [f"  - {d['text']} {_evidence(d)}" for d in page["documentation"]])
     section(
         "Denial reasons:",

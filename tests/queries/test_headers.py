@@ -35,7 +35,7 @@ def test_parameters_are_projected_and_typed(query) -> None:
     select = re.search(r"SELECT(.*?)WHERE", query.text, re.S | re.I)
     assert select, "parameterised queries are SELECT queries"
     for param in query.params:
-        assert param.type in {"literal", "integer", "iri"}
+        assert param.type in {"literal", "integer", "iri", "icd10cm"}
         assert re.search(rf"\?{param.name}\b", select.group(1)), (
             f"{param.name} must be projected: pyoxigraph binds parameters by substitution of projected variables"
         )
