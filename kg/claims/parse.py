@@ -272,6 +272,8 @@ def _parse_pointers(raw: Any, i: int, count: int) -> tuple[int, ...]:
         if p > count:
             listed = f"only {count} diagnos{'is' if count == 1 else 'es'}" if count else "no diagnoses"
             raise InputError(f"{field}[{j}]", f"{p} points past the claim's diagnoses: it lists {listed}")
+        if p in raw[:j]:
+            raise InputError(f"{field}[{j}]", f"{p} is listed twice: point to each diagnosis once")
     return tuple(raw)
 
 

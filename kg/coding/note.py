@@ -17,6 +17,7 @@ phrase's length, cue windows of a few words, ranges of at most the number of ver
 from __future__ import annotations
 
 import re
+import unicodedata
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import date
@@ -38,7 +39,8 @@ from spinekg.kg.coding.record import (
 from spinekg.kg.coding.tables import CodingTables
 from spinekg.kg.errors import InputError
 
-MAX_NOTE_CHARS = 50_000  # an operative note is a few kilobytes; the HTTP body cap is lower still
+MAX_NOTE_CHARS = 20_000  # an operative note is a few kilobytes; a pathological one this long reads in ~0.4 s
+MAX_NOT_USED = 50  # level mentions reported as not used: enough to show a coder, bounded for any note
 MAX_SPANS = 20  # spans reported per extracted value
 MAX_PARENTHESIS = 40  # tokens a parenthesis after a level group may hold and still qualify it
 # tokens: decimals, runs of letters and digits, and any other single character
@@ -60,6 +62,49 @@ PRE_CUES = {
 POST_CUES = {"negation-after": "negated", "hypothetical-after": "planned or proposed, not performed"}
 CUES = frozenset({*PRE_CUES, *POST_CUES, "scope-end", "range", "list", "time-unit", "service-date", "sedation-time"})
 DEFAULT_WINDOW = 5
+
+
+# Characters a note pasted from an EHR may carry inside words (zero-width spaces, direction marks, escape
+# sequences' control characters): read through, so "T\u200b12" is T12, while spans still point into the text.
+_INVISIBLE = frozenset(("Cf", "Cc"))
+_KEPT_CONTROLS = frozenset("\n\r\t")
+_TERMINAL_ESCAPE = re.compile(r"\x1b\[[0-9;?]{0,16}[A-Za-z]")  # colour codes copied from a terminal
+# A vertebra written with a space or hyphen between its letter and number ("T-12", "L 1"): the letter
+# alone as a token, then at most two digits.
+_SPLIT_LEVEL_LETTERS = frozenset("CTLSctls")
+
+
+def _tokens(text: str) -> list[Token]:
+    """The tokens of a note, over the text with invisible characters left out; offsets are the note's own."""
+    hidden = {i for m in _TERMINAL_ESCAPE.finditer(text) for i in range(m.start(), m.end())} if "\x1b" in text else set()
+    keep = [
+        i for i, ch in enumerate(text) if i not in hidden and (ch in _KEPT_CONTROLS or unicodedata.category(ch) not in _INVISIBLE)
+    ]
+    if len(keep) == len(text):
+        clean, origin = text, None
+    else:
+        clean = "".join(text[i] for i in keep)
+        origin = [*keep, len(text)]
+    found = [(m.group(), m.start(), m.end()) for m in TOKEN.finditer(clean)]
+    joined: list[tuple[str, int, int]] = []
+    i = 0
+    while i < len(found):
+        word, start, end = found[i]
+        if word in _SPLIT_LEVEL_LETTERS and (start == 0 or not clean[start - 1].isalnum()):
+            j = i + 1
+            if j < len(found) and found[j][0] == "-" and found[j][1] == end:
+                j += 1
+            if j < len(found) and found[j][0].isdigit() and len(found[j][0]) <= 2 and found[j][1] - end <= 1:
+                following = found[j][2]
+                if following == len(clean) or not clean[following].isalnum():
+                    joined.append((word.upper() + found[j][0], start, following))
+                    i = j + 1
+                    continue
+        joined.append((word, start, end))
+        i += 1
+    if origin is None:
+        return [Token(word, start, end, 0) for word, start, end in joined]
+    return [Token(word, origin[start], origin[end - 1] + 1, 0) for word, start, end in joined]
 
 
 @dataclass(slots=True)
@@ -131,7 +176,7 @@ class NoteReader:
             raise InputError("text", f"the note is a string, not {show(text)}")
         if len(text) > MAX_NOTE_CHARS:
             raise InputError("text", f"{len(text)} characters; a note has at most {MAX_NOTE_CHARS}")
-        tokens = [Token(m.group(), m.start(), m.end(), 0) for m in TOKEN.finditer(text)]
+        tokens = _tokens(text)
         for i in range(1, len(tokens)):
             tokens[i].newline = text.count("\n", tokens[i - 1].end, tokens[i].start)
         sentences = self._sentences(tokens)
@@ -512,7 +557,7 @@ class _Extraction:
             else:
                 why = "not tied to a procedure or biopsy in its sentence"
             for level in group.levels:
-                if spans[level]:
+                if spans[level] and len(self.not_used) < MAX_NOT_USED:
                     self.not_used.append({"text": level, "spans": [list(s) for s in spans[level][:MAX_SPANS]], "why": why})
 
     def _value(self, mark: Mark, slot: str) -> str | None:

@@ -364,7 +364,9 @@ def test_a_query_that_runs_out_of_memory_gets_503_and_a_new_worker(tight: TestCl
     after = tight.get("/sparql", params={"query": "ASK { ?s ?p ?o }"})
     assert after.status_code == 200 and after.json()["boolean"] is True, "a fresh worker answers the next query"
     isolation = tight.app.state.service.sparql_isolation()  # type: ignore[attr-defined]
-    assert 400 * 2**20 <= isolation["memory_limit_bytes"] < 600 * 2**20
+    # the configured 512 MiB, or the worker's own address space at start plus 64 MiB when larger: the build's
+    # read-only store (with ICD-10-CM) is memory-mapped and counts against it; bounded either way
+    assert 400 * 2**20 <= isolation["memory_limit_bytes"] < 1024 * 2**20
 
 
 def test_the_byte_cap_refuses_a_large_answer_whatever_its_format(tight: TestClient) -> None:
