@@ -69,13 +69,12 @@ DEFAULT_WINDOW = 5
 _INVISIBLE = frozenset(("Cf", "Cc"))
 _KEPT_CONTROLS = frozenset("\n\r\t")
 _TERMINAL_ESCAPE = re.compile(r"\x1b\[[0-9;?]{0,16}[A-Za-z]")  # colour codes copied from a terminal
-# A vertebra written with a space or hyphen between its letter and number ("T-12", "L 1"): the letter
-# alone as a token, then at most two digits.
-_SPLIT_LEVEL_LETTERS = frozenset("CTLSctls")
 
 
-def _tokens(text: str) -> list[Token]:
-    """The tokens of a note, over the text with invisible characters left out; offsets are the note's own."""
+def _tokens(text: str, letters: frozenset[str] = frozenset()) -> list[Token]:
+    """The tokens of a note, over the text with invisible characters left out; offsets are the note's own.
+    A vertebra written with a space or hyphen between its letter and number ("T-12", "L 1") is one token:
+    ``letters`` are the upper-case letters the graph's vertebra names start with, then at most two digits."""
     hidden = {i for m in _TERMINAL_ESCAPE.finditer(text) for i in range(m.start(), m.end())} if "\x1b" in text else set()
     keep = [
         i for i, ch in enumerate(text) if i not in hidden and (ch in _KEPT_CONTROLS or unicodedata.category(ch) not in _INVISIBLE)
@@ -90,7 +89,7 @@ def _tokens(text: str) -> list[Token]:
     i = 0
     while i < len(found):
         word, start, end = found[i]
-        if word in _SPLIT_LEVEL_LETTERS and (start == 0 or not clean[start - 1].isalnum()):
+        if word.upper() in letters and len(word) == 1 and (start == 0 or not clean[start - 1].isalnum()):
             j = i + 1
             if j < len(found) and found[j][0] == "-" and found[j][1] == end:
                 j += 1
@@ -152,6 +151,8 @@ class Sentence:
 
 class NoteReader:
     def __init__(self, tables: CodingTables, parser: RecordParser) -> None:
+        # the letters vertebra names start with (C, T, L, S in the graph), for "T-12" and "L 1"
+        self.level_letters = frozenset(k[0] for k in tables.spellings if len(k) > 1 and k[0].isalpha() and k[1:].isdigit())
         self.tables = tables
         self.parser = parser
         self.terms = tables.terms
@@ -176,7 +177,7 @@ class NoteReader:
             raise InputError("text", f"the note is a string, not {show(text)}")
         if len(text) > MAX_NOTE_CHARS:
             raise InputError("text", f"{len(text)} characters; a note has at most {MAX_NOTE_CHARS}")
-        tokens = _tokens(text)
+        tokens = _tokens(text, self.level_letters)
         for i in range(1, len(tokens)):
             tokens[i].newline = text.count("\n", tokens[i - 1].end, tokens[i].start)
         sentences = self._sentences(tokens)
