@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import date
 from typing import Any, ClassVar, NamedTuple
 
@@ -151,6 +151,14 @@ class _Coverage(Kind):
         return any(
             e.lcd_from is not None and in_force(e.lcd_from, e.lcd_until, dos) for e in self.table.get((jurisdiction, code), ())
         )
+
+    def governed(self, ctx: Context, jurisdiction: str) -> Iterator[tuple[Line, tuple[Entry, ...]]]:
+        """The claim's lines of a code the LCD governs, each with its rows in force on the date (none: left out)."""
+        for line in ctx.lines:
+            if (jurisdiction, line.code) in self.table:
+                live = self.entries(jurisdiction, line.code, ctx.dos)
+                if live:
+                    yield line, live
 
     def entries(self, jurisdiction: str, code: str, dos: date) -> tuple[Entry, ...]:
         """The rows in force on the date (the LCD's and the provision's dates); where an article has
@@ -392,12 +400,7 @@ class LcdDualDiagnosis(_Coverage):
         used: list[Entry] = []
         asterisks: dict[str, None] = {}
         companions: dict[str, None] = {}
-        for line in ctx.lines:
-            if (jurisdiction, line.code) not in self.table:
-                continue
-            live = self.entries(jurisdiction, line.code, ctx.dos)
-            if not live:
-                continue
+        for line, live in self.governed(ctx, jurisdiction):
             targets = {undotted(d) for d in pointed(ctx.claim, line)}
             hits = [e for e in live if str(e.row["asterisk"]).upper() in targets]
             if not hits:
@@ -511,11 +514,8 @@ class LcdCoveredLevels(_Coverage):
         used: list[Entry] = []
         outside: dict[str, None] = {}
         ranges: dict[str, None] = {}  # the covered ranges in force, as "T1 to L5"
-        for line in ctx.lines:
-            if not line.levels or (jurisdiction, line.code) not in self.table:
-                continue
-            live = self.entries(jurisdiction, line.code, ctx.dos)
-            if not live:
+        for line, live in self.governed(ctx, jurisdiction):
+            if not line.levels:
                 continue
             covered = {str(e.row["vertebra"]) for e in live}
             wrong = [lv for lv in line.levels if lv not in covered]
@@ -552,10 +552,7 @@ class LcdDiagnosisFlag(_Coverage):
         lines: list[Line] = []
         used: list[Entry] = []
         found: dict[str, None] = {}
-        for line in ctx.lines:
-            if (jurisdiction, line.code) not in self.table:
-                continue
-            live = self.entries(jurisdiction, line.code, ctx.dos)
+        for line, live in self.governed(ctx, jurisdiction):
             hits = [
                 (d, e) for d in pointed(ctx.claim, line) for e in live if undotted(d).startswith(str(e.row["category"]).upper())
             ]

@@ -25,6 +25,7 @@ from typing import IO, Any
 
 from spinekg.kg.coverage.tables import EXPECTED, Layout, recognise
 from spinekg.kg.errors import InputError
+from spinekg.kg.streams import Prefixed
 
 SNIFF_BYTES = 1 << 16
 ZIP_MAGIC = b"PK\x03\x04"
@@ -167,7 +168,7 @@ def rows(table: Table) -> Iterator[tuple[str, dict[str, Any]]]:
             head = raw.read(SNIFF_BYTES)
         except READ_ERRORS as exc:
             raise CoverageFileError(table.label, None, f"unreadable: {exc}") from None
-        stream = io.BufferedReader(_Prefixed(head, raw), buffer_size=SNIFF_BYTES)
+        stream = io.BufferedReader(Prefixed(head, raw), buffer_size=SNIFF_BYTES)
         text = io.TextIOWrapper(stream, encoding=_encoding(head), newline="")
         reader = csv.reader(text)
         number = 0
@@ -228,24 +229,3 @@ def _json_rows(table: Table) -> Iterator[tuple[str, dict[str, Any]]]:
     document = _json_document(table.path, table.member, table.label)
     for i, row in enumerate(_json_rows_of(document, table.label)):
         yield f"data[{i}]", {str(k).lower(): v for k, v in row.items()}
-
-
-class _Prefixed(io.RawIOBase):
-    """A byte stream that first gives back the bytes already read to sniff it."""
-
-    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
-        self._head = memoryview(head)
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self._head:
-            n = min(len(buffer), len(self._head))
-            buffer[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._rest.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)

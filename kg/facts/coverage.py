@@ -3,11 +3,11 @@
 queries code-coverage, lcd-for-state, lcd-provisions and diagnoses-supporting (queries/api/), so the typed modules and
 what spinekg import coverage added answer alike; the same JSON from the API and the command line.
 
-    {"code": "22513", "state": "OR", "on": "2026-05-05",
-     "lcds": [{"lcd": "L34106", "contractor": ..., "jurisdictions": ["JF"], "article": "A56573",
+    {"code": CODE, "state": STATE, "on": "YYYY-MM-DD",
+     "lcds": [{"lcd": LCD_ID, "contractor": ..., "jurisdictions": [JURISDICTION], "article": ARTICLE_ID,
                "known_from": "2015-10-01", "in_force": "yes", "governed": ..., "lists": {"status":
                "partial-secondary", "groups": 2, "diagnoses": 10, "imported_versions": []}, ...}],
-     "diagnoses": [{"diagnosis": "M80.08XA", "group": 1, "evidence": "unverified", ...}],
+     "diagnoses": [{"diagnosis": ICD10CM_CODE, "group": 1, "evidence": "unverified", ...}],
      "note": "..."}
 """
 

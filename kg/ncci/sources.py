@@ -27,9 +27,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 from spinekg.kg.ncci.values import NcciFileError
+from spinekg.kg.streams import Prefixed, Readable
 
 SNIFF_BYTES = 1 << 16
 GZIP_MAGIC = b"\x1f\x8b"
@@ -39,10 +40,6 @@ SKIPPED_MEMBERS = re.compile(r"change|readme|disclaimer", re.IGNORECASE)
 # what a damaged gzip or zip member raises while it is read, and what a text file's rows may raise
 READ_ERRORS: tuple[type[Exception], ...] = (EOFError, OSError, zlib.error, zipfile.BadZipFile)
 TEXT_ERRORS: tuple[type[Exception], ...] = (csv.Error, UnicodeDecodeError, *READ_ERRORS)
-
-
-class Readable(Protocol):
-    def read(self, size: int, /) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -112,7 +109,7 @@ def _text_rows(source: Source, raw: Readable, stack: contextlib.ExitStack) -> It
     try:
         head = raw.read(SNIFF_BYTES)
         if head[:2] == GZIP_MAGIC:
-            unzipped = gzip.GzipFile(fileobj=_Prefixed(head, raw), mode="rb")
+            unzipped = gzip.GzipFile(fileobj=Prefixed(head, raw), mode="rb")
             stack.callback(unzipped.close)
             raw = unzipped
             head = raw.read(SNIFF_BYTES)
@@ -123,7 +120,7 @@ def _text_rows(source: Source, raw: Readable, stack: contextlib.ExitStack) -> It
         codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
     except UnicodeDecodeError:
         encoding = "cp1252"
-    stream = io.BufferedReader(_Prefixed(head, raw), buffer_size=SNIFF_BYTES)
+    stream = io.BufferedReader(Prefixed(head, raw), buffer_size=SNIFF_BYTES)
     text = io.TextIOWrapper(stream, encoding=encoding, newline="")
     if b"\t" in head:
         reader = csv.reader(text, delimiter="\t", quoting=csv.QUOTE_NONE)
@@ -187,24 +184,3 @@ def _cell_text(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
-
-
-class _Prefixed(io.RawIOBase):
-    """A byte stream that first gives back the bytes already read to sniff it."""
-
-    def __init__(self, head: bytes, rest: Readable) -> None:
-        self._head = memoryview(head)
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self._head:
-            n = min(len(buffer), len(self._head))
-            buffer[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._rest.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)

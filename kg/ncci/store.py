@@ -1,10 +1,10 @@
 """Answer NCCI lookups from the imported tables: one binary search in a memory-mapped array per question.
 
     store = NcciStore.open()                       # <cache>/ncci; reads each release's meta.json, maps nothing yet
-    store.ptp("22510", "22511", on=date(2024, 5, 1))   # the edit in force, or None
-    store.column2_of("22513", on=...)               # every edit in force with 22513 in Column 1
-    store.mue("22512", on=..., service_type="practitioner")
-    store.aoc_primaries("22512", on=...)            # the add-on's edits in force: type, primaries
+    store.ptp(COLUMN1, COLUMN2, on=date(2024, 5, 1))   # the edit in force, or None
+    store.column2_of(CODE, on=...)                   # every edit in force with CODE in Column 1
+    store.mue(CODE, on=..., service_type="practitioner")
+    store.aoc_primaries(ADDON, on=...)               # the add-on's edits in force: type, primaries
     store.releases()
 
 **Which release answers.** Each kind (``ptp-practitioner``, ``ptp-outpatient``, ``mue-practitioner``,

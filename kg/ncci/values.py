@@ -40,8 +40,8 @@ class NcciFileError(InputError):
 def code_number(code: str) -> int | None:
     """The code as a base-36 number, or None when it is not five characters of 0-9A-Z.
 
-    >>> code_number("22512"), code_number("0200T") > code_number("01999"), code_number("2251")
-    (3459062, True, None)
+    >>> code_number("00001"), code_number("0000A") > code_number("00009"), code_number("0001")
+    (1, True, None)
     """
     if not _CODE.fullmatch(code):
         return None
